@@ -1,0 +1,284 @@
+package revguard
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"time"
+)
+
+// Handler processes one event. A nil error means the event's effects are done.
+type Handler[T any] func(ctx context.Context, event T) error
+
+// Extractor reads an event's entity key and revision. Its errors reach the
+// caller wrapped in ErrInvalidEvent unless they already wrap ErrInvalidKey or
+// ErrInvalidRevision.
+type Extractor[T any] func(event T) (key string, rev Revision, err error)
+
+// Guard lets an event reach its handler only if its revision is newer than
+// the one already applied for its entity. It is safe for concurrent use, and
+// any number of guards in any number of processes may share one store.
+//
+// The rule a consumer follows: err == nil means acknowledge the message (it
+// was applied, or it is a duplicate or stale and dropping it is correct);
+// any error means do not acknowledge it, so that it comes back.
+type Guard[T any] struct {
+	store   Store
+	tx      Transactor
+	extract Extractor[T]
+	cfg     config
+	watch   bool // an observer or logger wants timings
+
+	tokenHi uint64
+	tokenLo atomic.Uint64
+	stats   counters
+}
+
+var errNilHandler = errors.New("revguard: nil handler")
+
+// New returns a guard that keeps its applied revisions in store and reads
+// events with extract. It does no I/O. It panics if store or extract is nil
+// or if the store cannot provide the mode (Transactional needs a
+// Transactor); those are programming errors.
+func New[T any](store Store, extract Extractor[T], opts ...Option) *Guard[T] {
+	if store == nil {
+		panic("revguard: New: nil Store")
+	}
+	if extract == nil {
+		panic("revguard: New: nil Extractor")
+	}
+	cfg := defaults()
+	for _, o := range opts {
+		if o == nil {
+			panic("revguard: New: nil Option")
+		}
+		o(&cfg)
+	}
+	g := &Guard[T]{store: store, extract: extract, cfg: cfg, watch: cfg.observer != nil || cfg.logger != nil}
+	if cfg.mode == Transactional {
+		tx, ok := store.(Transactor)
+		if !ok {
+			panic(fmt.Sprintf("revguard: New: mode Transactional needs a store with transactions, and %T has none (use sqlstore, or mode Claim)", store))
+		}
+		g.tx = tx
+	}
+	var seed [8]byte
+	if _, err := rand.Read(seed[:]); err != nil {
+		panic("revguard: New: reading random token seed: " + err.Error())
+	}
+	g.tokenHi = binary.LittleEndian.Uint64(seed[:])
+	return g
+}
+
+func (g *Guard[T]) newToken() Token {
+	var t Token
+	binary.LittleEndian.PutUint64(t[:8], g.tokenHi)
+	binary.LittleEndian.PutUint64(t[8:], g.tokenLo.Add(1))
+	return t
+}
+
+func (g *Guard[T]) request(key string, rev Revision) Request {
+	return Request{
+		Namespace:  g.cfg.namespace,
+		Key:        key,
+		Rev:        rev,
+		Token:      g.newToken(),
+		Lease:      g.cfg.lease,
+		Advance:    g.cfg.mode != Claim,
+		Sequential: g.cfg.ordering == Sequential,
+		First:      g.cfg.first,
+		MaxStep:    g.cfg.maxStep,
+	}
+}
+
+// Handle runs h on event if the event's revision is newer than its entity's
+// applied revision (under Sequential ordering: exactly the next one), and
+// records it as applied as the mode says. It returns Applied, or Duplicate
+// or Stale with h not run, and a nil error when the message may be
+// acknowledged. An error from h is returned as it is.
+func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, error) {
+	var start time.Time
+	if g.watch {
+		start = time.Now()
+	}
+	key, rev, err := g.read(event)
+	var out Outcome
+	var st State
+	if err == nil {
+		if h == nil {
+			err = errNilHandler
+		} else {
+			out, st, err = g.handle(ctx, key, rev, event, h)
+		}
+	}
+	g.record(key, rev, st, out, err, start)
+	return out, err
+}
+
+// Wrap returns a handler that runs h through the guard and returns nil for
+// dropped events, so that the caller acknowledges them. It panics if h is nil.
+func (g *Guard[T]) Wrap(h Handler[T]) Handler[T] {
+	if h == nil {
+		panic("revguard: Wrap(nil)")
+	}
+	return func(ctx context.Context, event T) error {
+		_, err := g.Handle(ctx, event, h)
+		return err
+	}
+}
+
+// Check tells what Handle would do with event now, without changing
+// anything or running a handler: Applied means it would run. Claims are not
+// considered, so an event Check calls Applied may still get ErrInFlight.
+func (g *Guard[T]) Check(ctx context.Context, event T) (Outcome, error) {
+	key, rev, err := g.read(event)
+	if err != nil {
+		return 0, err
+	}
+	st, err := g.store.Peek(ctx, g.cfg.namespace, key)
+	if err != nil {
+		return 0, storeError("peek", key, rev, err)
+	}
+	req := g.request(key, rev)
+	return g.outcome(&req, Result{Verdict: req.Decide(st), State: st})
+}
+
+// read extracts and validates an event's key and revision.
+func (g *Guard[T]) read(event T) (string, Revision, error) {
+	key, rev, err := g.extract(event)
+	if err != nil {
+		if !errors.Is(err, ErrInvalidKey) && !errors.Is(err, ErrInvalidRevision) {
+			err = fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+		}
+		return key, rev, err
+	}
+	if err := CheckKey(key); err != nil {
+		return key, rev, err
+	}
+	if g.cfg.skew > 0 {
+		now, _ := Timestamp(g.cfg.now())
+		if limit := uint64(now) + uint64(g.cfg.skew); uint64(rev) > limit && limit > uint64(now) {
+			return key, rev, fmt.Errorf("%w: revision %d of %s is %s ahead of the clock, beyond WithMaxFutureSkew(%s)",
+				ErrInvalidRevision, rev, quote(key), time.Duration(uint64(rev)-uint64(now)), g.cfg.skew)
+		}
+	}
+	return key, rev, nil
+}
+
+func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T, h Handler[T]) (Outcome, State, error) {
+	req := g.request(key, rev)
+	if g.cfg.mode == Transactional {
+		res, err := g.tx.Transact(ctx, req, func(ctx context.Context) error { return h(ctx, event) })
+		if err != nil {
+			return 0, res.State, err
+		}
+		out, err := g.outcome(&req, res)
+		return out, res.State, err
+	}
+	res, err := g.store.Claim(ctx, req)
+	if err != nil {
+		return 0, res.State, storeError("claim", key, rev, err)
+	}
+	if res.Verdict != Granted {
+		out, err := g.outcome(&req, res)
+		return out, res.State, err
+	}
+	if g.cfg.mode == AtMostOnce {
+		if err := h(ctx, event); err != nil {
+			return 0, res.State, err
+		}
+		return Applied, res.State, nil
+	}
+	if err := g.runClaimed(ctx, &req, event, h); err != nil {
+		return 0, res.State, err
+	}
+	return Applied, res.State, nil
+}
+
+// runClaimed runs h under the lease req holds and commits or releases it.
+func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Handler[T]) (err error) {
+	l := startLease(ctx, g.store, g.cfg.lease, Commit{req.Namespace, req.Key, req.Token})
+	defer func() {
+		if p := recover(); p != nil {
+			l.stop()
+			_ = g.store.Release(context.WithoutCancel(ctx), req.Namespace, req.Key, req.Token)
+			panic(p)
+		}
+	}()
+	err = h(l.ctx, event)
+	lost := l.stop()
+	// A consumer shutting down still records what its handler finished.
+	if ctx.Err() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	if err != nil || lost != nil {
+		_ = g.store.Release(ctx, req.Namespace, req.Key, req.Token)
+		if lost != nil {
+			return lost
+		}
+		return err
+	}
+	if err := g.store.Commit(ctx, req.Namespace, req.Key, req.Token); err != nil {
+		return storeError("commit", req.Key, req.Rev, err)
+	}
+	return nil
+}
+
+// outcome turns a store's verdict into what Handle returns.
+func (g *Guard[T]) outcome(req *Request, res Result) (Outcome, error) {
+	switch res.Verdict {
+	case Granted:
+		return Applied, nil
+	case Dup:
+		return Duplicate, nil
+	case Old:
+		return Stale, nil
+	case Busy:
+		return 0, fmt.Errorf("%w: %s revision %d", ErrInFlight, quote(req.Key), req.Rev)
+	case Gap:
+		want := req.First
+		if res.State.Exists {
+			want = res.State.Applied + 1
+		}
+		return 0, fmt.Errorf("%w: %s revision %d must wait for revision %d", ErrGap, quote(req.Key), req.Rev, want)
+	case TooFar:
+		return 0, fmt.Errorf("%w: %s revision %d is %d above the applied %d, beyond WithMaxStep(%d)",
+			ErrInvalidRevision, quote(req.Key), req.Rev, req.Rev-res.State.Applied, res.State.Applied, req.MaxStep)
+	}
+	return 0, fmt.Errorf("revguard: store %T answered unknown verdict %d for %s", g.store, res.Verdict, quote(req.Key))
+}
+
+func storeError(op, key string, rev Revision, err error) error {
+	return fmt.Errorf("revguard: %s %s revision %d: %w", op, quote(key), rev, err)
+}
+
+// Applied returns the entity's applied revision; ok is false when nothing
+// has been applied to it.
+func (g *Guard[T]) Applied(ctx context.Context, key string) (rev Revision, ok bool, err error) {
+	if err := CheckKey(key); err != nil {
+		return 0, false, err
+	}
+	st, err := g.store.Peek(ctx, g.cfg.namespace, key)
+	return st.Applied, st.Exists, err
+}
+
+// SetApplied makes rev the entity's applied revision, lower or higher than
+// before, and cancels any claim on it. It repairs an entity poisoned by a
+// bogus revision, or starts one at a known point.
+func (g *Guard[T]) SetApplied(ctx context.Context, key string, rev Revision) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	return g.store.Set(ctx, g.cfg.namespace, key, rev)
+}
+
+// Forget removes the entity, so that any revision applies to it again.
+func (g *Guard[T]) Forget(ctx context.Context, key string) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	return g.store.Forget(ctx, g.cfg.namespace, key)
+}

@@ -1,0 +1,180 @@
+package revguard
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+)
+
+// Mode says when the guard records a revision as applied.
+type Mode uint8
+
+const (
+	// Claim claims the revision with a lease before the handler runs and
+	// commits it after the handler succeeds: a failed or crashed handler runs
+	// again on redelivery, and at most one handler per entity runs at a time.
+	Claim Mode = iota + 1
+	// AtMostOnce records the revision before the handler runs, in one round
+	// trip: a failed handler is not run again.
+	AtMostOnce
+	// Transactional records the revision in the same database transaction as
+	// the handler's own writes (sqlstore only).
+	Transactional
+)
+
+func (m Mode) String() string {
+	switch m {
+	case Claim:
+		return "Claim"
+	case AtMostOnce:
+		return "AtMostOnce"
+	case Transactional:
+		return "Transactional"
+	}
+	return fmt.Sprintf("Mode(%d)", uint8(m))
+}
+
+// Ordering says which revisions apply.
+type Ordering uint8
+
+const (
+	// Latest applies any revision above the applied one: events carry the
+	// entity's full state and the newest wins.
+	Latest Ordering = iota + 1
+	// Sequential applies only applied+1: events are deltas and none may be
+	// skipped. A revision further ahead returns ErrGap.
+	Sequential
+)
+
+func (o Ordering) String() string {
+	switch o {
+	case Latest:
+		return "Latest"
+	case Sequential:
+		return "Sequential"
+	}
+	return fmt.Sprintf("Ordering(%d)", uint8(o))
+}
+
+// Option configures a Guard.
+type Option func(*config)
+
+type config struct {
+	namespace string
+	lease     time.Duration
+	mode      Mode
+	ordering  Ordering
+	first     Revision
+	skew      time.Duration
+	maxStep   uint64
+	observer  func(Decision)
+	logger    *slog.Logger
+	now       func() time.Time
+}
+
+func defaults() config {
+	return config{lease: 30 * time.Second, mode: Claim, ordering: Latest, first: 1, now: time.Now}
+}
+
+// MaxNamespaceLen is the longest namespace, in bytes.
+const MaxNamespaceLen = 255
+
+// WithNamespace keeps this guard's applied revisions apart from those of
+// guards with another namespace on the same store, so that two services
+// reading one stream each apply every event. Valid UTF-8 of at most 255
+// bytes. The default is "" (one shared namespace).
+func WithNamespace(ns string) Option {
+	if len(ns) > MaxNamespaceLen || !utf8.ValidString(ns) {
+		panic(fmt.Sprintf("revguard: WithNamespace(%s): want valid UTF-8 of at most %d bytes", quote(ns), MaxNamespaceLen))
+	}
+	return func(c *config) { c.namespace = ns }
+}
+
+// WithLease sets how long a claim lives without renewal in Claim mode. The
+// guard renews it every third of d while the handler runs, so d bounds how
+// long a crashed consumer blocks its entities, not how long a handler may
+// take. The default is 30s.
+func WithLease(d time.Duration) Option {
+	if d < 3*time.Millisecond {
+		panic(fmt.Sprintf("revguard: WithLease(%s): want at least 3ms", d))
+	}
+	return func(c *config) { c.lease = d }
+}
+
+// WithMode sets the Mode. The default is Claim.
+func WithMode(m Mode) Option {
+	if m < Claim || m > Transactional {
+		panic(fmt.Sprintf("revguard: WithMode(%d): unknown mode", uint8(m)))
+	}
+	return func(c *config) { c.mode = m }
+}
+
+// WithOrdering sets the Ordering. The default is Latest.
+func WithOrdering(o Ordering) Option {
+	if o < Latest || o > Sequential {
+		panic(fmt.Sprintf("revguard: WithOrdering(%d): unknown ordering", uint8(o)))
+	}
+	return func(c *config) { c.ordering = o }
+}
+
+// WithFirstRevision sets the revision a Sequential entity starts at, when
+// nothing has been applied to it. The default is 1.
+func WithFirstRevision(r Revision) Option {
+	return func(c *config) { c.first = r }
+}
+
+// WithMaxFutureSkew refuses, with ErrInvalidRevision, revisions read as Unix
+// nanoseconds that lie more than d after the guard's clock: one bogus event
+// far in the future would otherwise make every later one stale. For guards
+// whose revisions are timestamps. The default is no bound.
+func WithMaxFutureSkew(d time.Duration) Option {
+	if d <= 0 {
+		panic(fmt.Sprintf("revguard: WithMaxFutureSkew(%s): want a positive duration", d))
+	}
+	return func(c *config) { c.skew = d }
+}
+
+// WithMaxStep refuses, with ErrInvalidRevision, revisions more than n above
+// the applied one. An entity with nothing applied is not bounded, so a
+// consumer can join a stream midway. For guards whose revisions are
+// counters. The default is no bound.
+func WithMaxStep(n uint64) Option {
+	if n == 0 {
+		panic("revguard: WithMaxStep(0): want at least 1")
+	}
+	return func(c *config) { c.maxStep = n }
+}
+
+// WithObserver calls fn after every decision, from the goroutine that made
+// it; fn must be fast and safe for concurrent use. The default is none.
+func WithObserver(fn func(Decision)) Option {
+	return func(c *config) { c.observer = fn }
+}
+
+// WithLogger logs decisions to l: applied at Debug, drops at Info (they are
+// expected behaviour), retryable refusals at Info, bad input and failures at
+// Warn. The default is no logging.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) { c.logger = l }
+}
+
+// WithClock sets the clock WithMaxFutureSkew compares with. The default is
+// time.Now.
+func WithClock(now func() time.Time) Option {
+	if now == nil {
+		panic("revguard: WithClock(nil)")
+	}
+	return func(c *config) { c.now = now }
+}
+
+// Decision is what an observer is told about one event.
+type Decision struct {
+	Namespace string
+	Key       string
+	Revision  Revision
+	Applied   State         // the entity as the store saw it before deciding
+	Outcome   Outcome       // 0 when Err is not nil
+	Err       error         // nil when the event may be acknowledged
+	Duration  time.Duration // from extraction to the end of the handler and commit
+}

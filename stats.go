@@ -1,0 +1,93 @@
+package revguard
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+)
+
+// Stats counts a guard's decisions since it was made.
+type Stats struct {
+	Applied   uint64 // handler ran and its revision was recorded
+	Duplicate uint64 // dropped: equal to the applied revision
+	Stale     uint64 // dropped: below the applied revision
+	InFlight  uint64 // refused with ErrInFlight
+	Gap       uint64 // refused with ErrGap
+	Invalid   uint64 // refused as bad input: ErrInvalidKey, ErrInvalidRevision, ErrInvalidEvent
+	Failed    uint64 // every other error: handler failed, lease lost, store unreachable
+}
+
+// counters are padded apart: under many goroutines the applied and drop
+// counters are hot and would otherwise share a cache line.
+type counters struct {
+	applied, duplicate, stale, inFlight, gap, invalid, failed paddedCounter
+}
+
+type paddedCounter struct {
+	atomic.Uint64
+	_ [56]byte
+}
+
+// Stats returns a snapshot of the guard's counters.
+func (g *Guard[T]) Stats() Stats {
+	c := &g.stats
+	return Stats{
+		Applied: c.applied.Load(), Duplicate: c.duplicate.Load(), Stale: c.stale.Load(),
+		InFlight: c.inFlight.Load(), Gap: c.gap.Load(), Invalid: c.invalid.Load(), Failed: c.failed.Load(),
+	}
+}
+
+func isBadInput(err error) bool {
+	return errors.Is(err, ErrInvalidKey) || errors.Is(err, ErrInvalidRevision) || errors.Is(err, ErrInvalidEvent)
+}
+
+// record counts one decision and reports it to the observer and logger.
+func (g *Guard[T]) record(key string, rev Revision, st State, out Outcome, err error, start time.Time) {
+	c := &g.stats
+	level := slog.LevelWarn
+	switch {
+	case err == nil && out == Applied:
+		c.applied.Add(1)
+		level = slog.LevelDebug
+	case err == nil && out == Duplicate:
+		c.duplicate.Add(1)
+		level = slog.LevelInfo
+	case err == nil:
+		c.stale.Add(1)
+		level = slog.LevelInfo
+	case errors.Is(err, ErrInFlight):
+		c.inFlight.Add(1)
+		level = slog.LevelInfo
+	case errors.Is(err, ErrGap):
+		c.gap.Add(1)
+		level = slog.LevelInfo
+	case isBadInput(err):
+		c.invalid.Add(1)
+	default:
+		c.failed.Add(1)
+	}
+	if !g.watch {
+		return
+	}
+	d := Decision{Namespace: g.cfg.namespace, Key: key, Revision: rev, Applied: st, Outcome: out, Err: err, Duration: time.Since(start)}
+	if g.cfg.observer != nil {
+		g.cfg.observer(d)
+	}
+	if l := g.cfg.logger; l != nil && l.Enabled(context.Background(), level) {
+		msg := "revguard: " + out.String()
+		attrs := []slog.Attr{slog.String("key", key), slog.Uint64("revision", uint64(rev)), slog.Duration("took", d.Duration)}
+		if st.Exists {
+			attrs = append(attrs, slog.Uint64("applied", uint64(st.Applied)))
+		}
+		if err != nil {
+			msg = "revguard: not acknowledged"
+			attrs = append(attrs, slog.Any("error", err))
+		}
+		if d.Namespace != "" {
+			attrs = append(attrs, slog.String("namespace", d.Namespace))
+		}
+		l.LogAttrs(context.Background(), level, msg, attrs...)
+	}
+}
