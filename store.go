@@ -119,12 +119,12 @@ type Request struct {
 type Verdict uint8
 
 const (
-	Granted   Verdict = iota + 1 // claimed, or advanced
-	Dup                          // equal to the applied revision
-	Old                          // below the applied revision (or below First)
-	Busy                         // another token holds a live claim
-	Gap                          // Sequential: ahead of applied+1
-	TooFar                       // more than MaxStep above the applied revision
+	Granted Verdict = iota + 1 // claimed, or advanced
+	Dup                        // equal to the applied revision
+	Old                        // below the applied revision (or below First)
+	Busy                       // another token holds a live claim
+	Gap                        // Sequential: ahead of applied+1
+	TooFar                     // more than MaxStep above the applied revision
 )
 
 var verdictNames = [...]string{"", "granted", "duplicate", "stale", "in flight", "gap", "too far"}
