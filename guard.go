@@ -143,7 +143,7 @@ func (g *Guard[T]) Check(ctx context.Context, event T) (Outcome, error) {
 		return 0, storeError("peek", key, rev, err)
 	}
 	req := g.request(key, rev)
-	return g.outcome(&req, Result{Verdict: req.Decide(st), State: st})
+	return g.outcome(&req, Reply{Verdict: req.Decide(st), State: st})
 }
 
 // read extracts and validates an event's key and revision.
@@ -228,7 +228,7 @@ func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Hand
 }
 
 // outcome turns a store's verdict into what Handle returns.
-func (g *Guard[T]) outcome(req *Request, res Result) (Outcome, error) {
+func (g *Guard[T]) outcome(req *Request, res Reply) (Outcome, error) {
 	switch res.Verdict {
 	case Granted:
 		return Applied, nil

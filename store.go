@@ -42,14 +42,14 @@ type Store interface {
 	// replaced. A live claim by req.Token on req.Rev answers Granted again
 	// and extends the lease (a retried call). An advance whose token is the
 	// one that recorded the applied revision answers Granted (a retry).
-	// Result.Applied is the applied revision before this call.
-	Claim(ctx context.Context, req Request) (Result, error)
+	// Reply.State is the entity before this call.
+	Claim(ctx context.Context, req Request) (Reply, error)
 
 	// ClaimBatch is Claim for many requests, in as few round trips as the
-	// backend allows. It returns one Result per request, in order. Requests
-	// name distinct entities. A request's own problem goes in its Result;
+	// backend allows. It returns one Reply per request, in order. Requests
+	// name distinct entities. A request's own problem goes in its Reply;
 	// the error is for a failure of the whole call.
-	ClaimBatch(ctx context.Context, reqs []Request) ([]Result, error)
+	ClaimBatch(ctx context.Context, reqs []Request) ([]Reply, error)
 
 	// Renew extends the claim held by token on (ns, key) to lease from now.
 	// It returns an error wrapping ErrLeaseLost if token does not hold a live
@@ -92,7 +92,7 @@ type Transactor interface {
 	// it commits when fn returns nil and rolls back otherwise, also when fn
 	// panics (the panic goes on). The concurrent delivery of the same entity
 	// waits on the transaction's row lock, then sees its outcome.
-	Transact(ctx context.Context, req Request, fn func(context.Context) error) (Result, error)
+	Transact(ctx context.Context, req Request, fn func(context.Context) error) (Reply, error)
 }
 
 // Token identifies one claim. The guard makes a fresh one per delivery.
@@ -136,8 +136,9 @@ func (v Verdict) String() string {
 	return "Verdict(" + Revision(v).String() + ")"
 }
 
-// Result is a Store's answer to a Request and what it saw.
-type Result struct {
+// Reply is a Store's answer to a Request and what it saw. (Result is
+// HandleBatch's per-event answer.)
+type Reply struct {
 	Verdict Verdict
 	State   State // the entity before the call
 }

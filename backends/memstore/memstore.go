@@ -78,9 +78,9 @@ func (s *Store) shard(key string) *shard {
 }
 
 // Claim implements revguard.Store.
-func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Result, error) {
+func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply, error) {
 	if err := ctx.Err(); err != nil {
-		return revguard.Result{}, err
+		return revguard.Reply{}, err
 	}
 	sh := s.shard(req.Key)
 	k := id{req.Namespace, req.Key}
@@ -94,8 +94,8 @@ func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Resul
 	return res, nil
 }
 
-func (s *Store) claim(req *revguard.Request, e entry) (revguard.Result, entry, bool) {
-	res := revguard.Result{State: revguard.State{Applied: e.applied, Exists: e.exists}}
+func (s *Store) claim(req *revguard.Request, e entry) (revguard.Reply, entry, bool) {
+	res := revguard.Reply{State: revguard.State{Applied: e.applied, Exists: e.exists}}
 	now := s.clock()
 	if e.claimed && e.until <= now {
 		e.claimed = false
@@ -123,8 +123,8 @@ func (s *Store) claim(req *revguard.Request, e entry) (revguard.Result, entry, b
 }
 
 // ClaimBatch implements revguard.Store.
-func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revguard.Result, error) {
-	out := make([]revguard.Result, len(reqs))
+func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revguard.Reply, error) {
+	out := make([]revguard.Reply, len(reqs))
 	for i := range reqs {
 		r, err := s.Claim(ctx, reqs[i])
 		if err != nil {
