@@ -227,27 +227,26 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 		claims[j] = Commit{reqs[i].Namespace, reqs[i].Key, reqs[i].Token}
 	}
 	l := startLease(ctx, g.store, g.cfg.lease, claims...)
+	hctx, running := l.ctx, true
 	errs := make([]error, len(granted))
 	var ok []Commit
 	var okIdx []int
-	func() {
-		defer func() {
-			if p := recover(); p != nil {
-				l.stop()
-				for _, c := range claims {
-					_ = g.store.Release(context.WithoutCancel(ctx), c.Namespace, c.Key, c.Token)
-				}
-				panic(p)
-			}
-		}()
-		for j, i := range granted {
-			k := round[i]
-			if errs[j] = h(l.ctx, b.events[k.revs[k.next].events[0]]); errs[j] == nil {
-				ok = append(ok, claims[j])
-				okIdx = append(okIdx, j)
+	defer func() {
+		if running { // a handler panicked: free every claim, let the panic go on
+			l.stop()
+			for _, c := range claims {
+				_ = g.store.Release(context.WithoutCancel(ctx), c.Namespace, c.Key, c.Token)
 			}
 		}
 	}()
+	for j, i := range granted {
+		k := round[i]
+		if errs[j] = h(hctx, b.events[k.revs[k.next].events[0]]); errs[j] == nil {
+			ok = append(ok, claims[j])
+			okIdx = append(okIdx, j)
+		}
+	}
+	running = false
 	_ = l.stop() // the commit below is fenced by token: the store says which claims were lost
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)

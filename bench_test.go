@@ -33,12 +33,13 @@ func BenchmarkMemstore(b *testing.B) {
 		})
 		b.Run("Handle/"+mode.String()+"/parallel", func(b *testing.B) {
 			g := revguard.New(memstore.New(), extract, revguard.WithMode(mode))
-			var rev atomic.Uint64
+			var workers atomic.Uint64
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					r := rev.Add(1)
-					if _, err := g.Handle(ctx, event{Key: keys[r%uint64(len(keys))], Rev: revguard.Revision(r)}, nop); err != nil {
+				// Each goroutine has keys of its own, as partitioned consumers do.
+				own := keys[(workers.Add(1)%16)*64:][:64]
+				for r := 1; pb.Next(); r++ {
+					if _, err := g.Handle(ctx, event{Key: own[r%len(own)], Rev: revguard.Revision(r)}, nop); err != nil {
 						b.Error(err)
 						return
 					}

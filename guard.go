@@ -201,14 +201,15 @@ func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T
 // runClaimed runs h under the lease req holds and commits or releases it.
 func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Handler[T]) (err error) {
 	l := startLease(ctx, g.store, g.cfg.lease, Commit{req.Namespace, req.Key, req.Token})
+	hctx, running := l.ctx, true
 	defer func() {
-		if p := recover(); p != nil {
+		if running {
 			l.stop()
 			_ = g.store.Release(context.WithoutCancel(ctx), req.Namespace, req.Key, req.Token)
-			panic(p)
 		}
 	}()
-	err = h(l.ctx, event)
+	err = h(hctx, event)
+	running = false
 	lost := l.stop()
 	// A consumer shutting down still records what its handler finished.
 	if ctx.Err() != nil {
