@@ -26,9 +26,15 @@ type Result struct {
 // invalid revision: then the next lower one is tried). Under Sequential
 // ordering a key's events run in revision order, one round per revision, so
 // a batch can fill its own gaps; after a failure the key's later events get
-// ErrGap.
+// ErrGap. Under WithShadow the events are handled one by one.
 func (g *Guard[T]) HandleBatch(ctx context.Context, events []T, h Handler[T]) []Result {
 	results := make([]Result, len(events))
+	if g.cfg.shadow {
+		for i, e := range events {
+			results[i].Outcome, results[i].Err = g.handleShadow(ctx, e, h)
+		}
+		return results
+	}
 	var start time.Time
 	if g.watch {
 		start = time.Now()
@@ -210,8 +216,8 @@ func (b *batch[T]) run(ctx context.Context, round []*keyRun, h Handler[T]) {
 	if g.cfg.mode == AtMostOnce {
 		for _, i := range granted {
 			k := round[i]
-			err := h(ctx, b.events[k.revs[k.next].events[0]])
-			b.settle(k, Applied, err)
+			dead, err := g.call(ctx, h, b.events[k.revs[k.next].events[0]])
+			b.settle(k, appliedOr(dead), err)
 		}
 		return
 	}
@@ -229,6 +235,7 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 	l := startLease(ctx, g.store, g.cfg.lease, claims...)
 	hctx, running := l.ctx, true
 	errs := make([]error, len(granted))
+	dead := make([]bool, len(granted))
 	var ok []Commit
 	var okIdx []int
 	defer func() {
@@ -241,7 +248,7 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 	}()
 	for j, i := range granted {
 		k := round[i]
-		if errs[j] = h(hctx, b.events[k.revs[k.next].events[0]]); errs[j] == nil {
+		if dead[j], errs[j] = g.call(hctx, h, b.events[k.revs[k.next].events[0]]); errs[j] == nil {
 			ok = append(ok, claims[j])
 			okIdx = append(okIdx, j)
 		}
@@ -274,7 +281,14 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 		if errs[j] != nil {
 			b.settle(round[i], 0, errs[j])
 		} else {
-			b.settle(round[i], Applied, nil)
+			b.settle(round[i], appliedOr(dead[j]), nil)
 		}
 	}
+}
+
+func appliedOr(deadLettered bool) Outcome {
+	if deadLettered {
+		return DeadLettered
+	}
+	return Applied
 }

@@ -32,6 +32,8 @@ type Guard[T any] struct {
 	cfg     config
 	watch   bool // an observer or logger wants timings
 
+	deadLetter func(context.Context, T, error) error
+
 	tokenHi uint64
 	tokenLo atomic.Uint64
 	stats   counters
@@ -64,6 +66,13 @@ func New[T any](store Store, extract Extractor[T], opts ...Option) *Guard[T] {
 			panic(fmt.Sprintf("revguard: New: mode Transactional needs a store with transactions, and %T has none (use sqlstore, or mode Claim)", store))
 		}
 		g.tx = tx
+	}
+	if cfg.deadLetter != nil {
+		dl, ok := cfg.deadLetter.(func(context.Context, T, error) error)
+		if !ok {
+			panic(fmt.Sprintf("revguard: New: WithDeadLetter takes %T, not a callback for this guard's events", cfg.deadLetter))
+		}
+		g.deadLetter = dl
 	}
 	var seed [8]byte
 	if _, err := rand.Read(seed[:]); err != nil {
@@ -100,6 +109,9 @@ func (g *Guard[T]) request(key string, rev Revision) Request {
 // or Stale with h not run, and a nil error when the message may be
 // acknowledged. An error from h is returned as it is.
 func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, error) {
+	if g.cfg.shadow {
+		return g.handleShadow(ctx, event, h)
+	}
 	var start time.Time
 	if g.watch {
 		start = time.Now()
@@ -171,11 +183,18 @@ func (g *Guard[T]) read(event T) (string, Revision, error) {
 func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T, h Handler[T]) (Outcome, State, error) {
 	req := g.request(key, rev)
 	if g.cfg.mode == Transactional {
-		res, err := g.tx.Transact(ctx, req, func(ctx context.Context) error { return h(ctx, event) })
+		dead := false
+		res, err := g.tx.Transact(ctx, req, func(ctx context.Context) (err error) {
+			dead, err = g.call(ctx, h, event)
+			return err
+		})
 		if err != nil {
 			return 0, res.State, err
 		}
 		out, err := g.outcome(&req, res)
+		if dead && out == Applied {
+			out = DeadLettered
+		}
 		return out, res.State, err
 	}
 	res, err := g.store.Claim(ctx, req)
@@ -186,20 +205,23 @@ func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T
 		out, err := g.outcome(&req, res)
 		return out, res.State, err
 	}
+	var dead bool
 	if g.cfg.mode == AtMostOnce {
-		if err := h(ctx, event); err != nil {
-			return 0, res.State, err
-		}
-		return Applied, res.State, nil
+		dead, err = g.call(ctx, h, event)
+	} else {
+		dead, err = g.runClaimed(ctx, &req, event, h)
 	}
-	if err := g.runClaimed(ctx, &req, event, h); err != nil {
+	switch {
+	case err != nil:
 		return 0, res.State, err
+	case dead:
+		return DeadLettered, res.State, nil
 	}
 	return Applied, res.State, nil
 }
 
 // runClaimed runs h under the lease req holds and commits or releases it.
-func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Handler[T]) (err error) {
+func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Handler[T]) (dead bool, err error) {
 	l := startLease(ctx, g.store, g.cfg.lease, Commit{req.Namespace, req.Key, req.Token})
 	hctx, running := l.ctx, true
 	defer func() {
@@ -208,7 +230,7 @@ func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Hand
 			_ = g.store.Release(context.WithoutCancel(ctx), req.Namespace, req.Key, req.Token)
 		}
 	}()
-	err = h(hctx, event)
+	dead, err = g.call(hctx, h, event)
 	running = false
 	lost := l.stop()
 	// A consumer shutting down still records what its handler finished.
@@ -218,14 +240,14 @@ func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Hand
 	if err != nil || lost != nil {
 		_ = g.store.Release(ctx, req.Namespace, req.Key, req.Token)
 		if lost != nil {
-			return lost
+			return false, lost
 		}
-		return err
+		return false, err
 	}
 	if err := g.store.Commit(ctx, req.Namespace, req.Key, req.Token); err != nil {
-		return storeError("commit", req.Key, req.Rev, err)
+		return false, storeError("commit", req.Key, req.Rev, err)
 	}
-	return nil
+	return dead, nil
 }
 
 // outcome turns a store's verdict into what Handle returns.

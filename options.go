@@ -70,6 +70,8 @@ type config struct {
 	maxStep   uint64
 	observer  func(Decision)
 	logger    *slog.Logger
+	deadLetter any // func(context.Context, T, error) error
+	shadow    bool
 	now       func() time.Time
 }
 
@@ -166,6 +168,16 @@ func WithClock(now func() time.Time) Option {
 		panic("revguard: WithClock(nil)")
 	}
 	return func(c *config) { c.now = now }
+}
+
+// WithShadow makes the guard decide and report, through the observer, the
+// logger and Stats, but drop nothing: every event reaches its handler and
+// Handle returns the handler's error alone, whatever the guard decided. It
+// is for rolling revguard out in front of a running consumer and watching
+// what it would do. Decisions are still recorded in the store, so the
+// guard's state is warm when shadow mode is switched off. The default is off.
+func WithShadow() Option {
+	return func(c *config) { c.shadow = true }
 }
 
 // Decision is what an observer is told about one event.

@@ -86,6 +86,7 @@ const (
 	Applied   Outcome = iota + 1 // the handler ran and its revision is now the applied one
 	Duplicate                    // revision equal to the applied one: dropped
 	Stale                        // revision below the applied one: dropped
+	DeadLettered                 // the handler failed for good and WithDeadLetter took the event
 )
 
 func (o Outcome) String() string {
@@ -96,6 +97,8 @@ func (o Outcome) String() string {
 		return "duplicate"
 	case Stale:
 		return "stale"
+	case DeadLettered:
+		return "dead-lettered"
 	}
 	return "Outcome(" + strconv.Itoa(int(o)) + ")"
 }

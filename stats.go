@@ -13,6 +13,9 @@ type Stats struct {
 	Applied   uint64 // handler ran and its revision was recorded
 	Duplicate uint64 // dropped: equal to the applied revision
 	Stale     uint64 // dropped: below the applied revision
+	// DeadLettered counts events whose handler returned a Permanent error
+	// and that WithDeadLetter took.
+	DeadLettered uint64
 	InFlight  uint64 // refused with ErrInFlight
 	Gap       uint64 // refused with ErrGap
 	Invalid   uint64 // refused as bad input: ErrInvalidKey, ErrInvalidRevision, ErrInvalidEvent
@@ -22,7 +25,7 @@ type Stats struct {
 // counters are padded apart: under many goroutines the applied and drop
 // counters are hot and would otherwise share a cache line.
 type counters struct {
-	applied, duplicate, stale, inFlight, gap, invalid, failed paddedCounter
+	applied, duplicate, stale, deadLettered, inFlight, gap, invalid, failed paddedCounter
 }
 
 type paddedCounter struct {
@@ -34,7 +37,7 @@ type paddedCounter struct {
 func (g *Guard[T]) Stats() Stats {
 	c := &g.stats
 	return Stats{
-		Applied: c.applied.Load(), Duplicate: c.duplicate.Load(), Stale: c.stale.Load(),
+		Applied: c.applied.Load(), Duplicate: c.duplicate.Load(), Stale: c.stale.Load(), DeadLettered: c.deadLettered.Load(),
 		InFlight: c.inFlight.Load(), Gap: c.gap.Load(), Invalid: c.invalid.Load(), Failed: c.failed.Load(),
 	}
 }
@@ -54,6 +57,8 @@ func (g *Guard[T]) record(key string, rev Revision, st State, out Outcome, err e
 	case err == nil && out == Duplicate:
 		c.duplicate.Add(1)
 		level = slog.LevelInfo
+	case err == nil && out == DeadLettered:
+		c.deadLettered.Add(1)
 	case err == nil:
 		c.stale.Add(1)
 		level = slog.LevelInfo
