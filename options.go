@@ -61,18 +61,18 @@ func (o Ordering) String() string {
 type Option func(*config)
 
 type config struct {
-	namespace string
-	lease     time.Duration
-	mode      Mode
-	ordering  Ordering
-	first     Revision
-	skew      time.Duration
-	maxStep   uint64
-	observer  func(Decision)
-	logger    *slog.Logger
+	namespace  string
+	lease      time.Duration
+	mode       Mode
+	ordering   Ordering
+	first      Revision
+	skew       time.Duration
+	maxStep    uint64
+	observer   func(Decision)
+	logger     *slog.Logger
 	deadLetter any // func(context.Context, T, error) error
-	shadow    bool
-	now       func() time.Time
+	shadow     bool
+	now        func() time.Time
 }
 
 func defaults() config {

@@ -83,10 +83,10 @@ func quote(s string) string {
 type Outcome uint8
 
 const (
-	Applied   Outcome = iota + 1 // the handler ran and its revision is now the applied one
-	Duplicate                    // revision equal to the applied one: dropped
-	Stale                        // revision below the applied one: dropped
-	DeadLettered                 // the handler failed for good and WithDeadLetter took the event
+	Applied      Outcome = iota + 1 // the handler ran and its revision is now the applied one
+	Duplicate                       // revision equal to the applied one: dropped
+	Stale                           // revision below the applied one: dropped
+	DeadLettered                    // the handler failed for good and WithDeadLetter took the event
 )
 
 func (o Outcome) String() string {

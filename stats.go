@@ -16,10 +16,10 @@ type Stats struct {
 	// DeadLettered counts events whose handler returned a Permanent error
 	// and that WithDeadLetter took.
 	DeadLettered uint64
-	InFlight  uint64 // refused with ErrInFlight
-	Gap       uint64 // refused with ErrGap
-	Invalid   uint64 // refused as bad input: ErrInvalidKey, ErrInvalidRevision, ErrInvalidEvent
-	Failed    uint64 // every other error: handler failed, lease lost, store unreachable
+	InFlight     uint64 // refused with ErrInFlight
+	Gap          uint64 // refused with ErrGap
+	Invalid      uint64 // refused as bad input: ErrInvalidKey, ErrInvalidRevision, ErrInvalidEvent
+	Failed       uint64 // every other error: handler failed, lease lost, store unreachable
 }
 
 // counters are padded apart: under many goroutines the applied and drop

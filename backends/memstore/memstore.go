@@ -163,15 +163,17 @@ func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.m[k]
+	// The live claim comes first: a token that recorded the applied
+	// revision and claims again must get its new claim committed.
+	if e.claimed && e.token == token && e.until > s.clock() {
+		e.applied, e.exists, e.last, e.claimed = e.rev, true, token, false
+		sh.m[k] = e
+		return nil
+	}
 	if e.exists && e.last == token {
 		return nil
 	}
-	if !e.claimed || e.token != token || e.until <= s.clock() {
-		return fmt.Errorf("%w: %q holds no claim by this token", revguard.ErrLeaseLost, key)
-	}
-	e.applied, e.exists, e.last, e.claimed = e.rev, true, token, false
-	sh.m[k] = e
-	return nil
+	return fmt.Errorf("%w: %q holds no claim by this token", revguard.ErrLeaseLost, key)
 }
 
 // CommitBatch implements revguard.Store.
