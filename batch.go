@@ -232,7 +232,7 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 	for j, i := range granted {
 		claims[j] = Commit{reqs[i].Namespace, reqs[i].Key, reqs[i].Token}
 	}
-	l := startLease(ctx, g.store, g.cfg.lease, claims...)
+	l := g.keeper.start(ctx, claims...)
 	hctx, running := l.ctx, true
 	errs := make([]error, len(granted))
 	dead := make([]bool, len(granted))
@@ -240,7 +240,7 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 	var okIdx []int
 	defer func() {
 		if running { // a handler panicked: free every claim, let the panic go on
-			l.stop()
+			g.keeper.stop(l)
 			for _, c := range claims {
 				_ = g.store.Release(context.WithoutCancel(ctx), c.Namespace, c.Key, c.Token)
 			}
@@ -254,7 +254,7 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 		}
 	}
 	running = false
-	_ = l.stop() // the commit below is fenced by token: the store says which claims were lost
+	_ = g.keeper.stop(l) // the commit below is fenced by token: the store says which claims were lost
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}

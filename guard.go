@@ -33,6 +33,7 @@ type Guard[T any] struct {
 	watch   bool // an observer or logger wants timings
 
 	deadLetter func(context.Context, T, error) error
+	keeper     *keeper
 
 	tokenHi uint64
 	tokenLo atomic.Uint64
@@ -60,6 +61,7 @@ func New[T any](store Store, extract Extractor[T], opts ...Option) *Guard[T] {
 		o(&cfg)
 	}
 	g := &Guard[T]{store: store, extract: extract, cfg: cfg, watch: cfg.observer != nil || cfg.logger != nil}
+	g.keeper = newKeeper(store, cfg.lease)
 	if cfg.mode == Transactional {
 		tx, ok := store.(Transactor)
 		if !ok {
@@ -222,17 +224,17 @@ func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T
 
 // runClaimed runs h under the lease req holds and commits or releases it.
 func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Handler[T]) (dead bool, err error) {
-	l := startLease(ctx, g.store, g.cfg.lease, Commit{req.Namespace, req.Key, req.Token})
+	l := g.keeper.start(ctx, Commit{req.Namespace, req.Key, req.Token})
 	hctx, running := l.ctx, true
 	defer func() {
 		if running {
-			l.stop()
+			g.keeper.stop(l)
 			_ = g.store.Release(context.WithoutCancel(ctx), req.Namespace, req.Key, req.Token)
 		}
 	}()
 	dead, err = g.call(hctx, h, event)
 	running = false
-	lost := l.stop()
+	lost := g.keeper.stop(l)
 	// A consumer shutting down still records what its handler finished.
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)

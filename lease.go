@@ -5,110 +5,195 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// lease keeps claims alive while a handler runs: it renews them every third
-// of the lease and cancels the handler's context once they are lost, either
-// because the store said so or because renewals failed until the lease ran
-// out. Leases are pooled with their timer: a handler that finishes before
-// the first renewal, the common case, then costs no allocation here.
+// A lease keeps claims alive while a handler runs: the guard's keeper renews
+// it once a third of the lease has passed, and cancels the handler's context
+// once the claims are lost, because the store said so or because renewals
+// failed until the lease ran out.
+//
+// Most handlers finish long before their first renewal, so registering a
+// lease must be cheap: no timer and no clock read per call. The keeper
+// counts coarse ticks instead, in one goroutine that runs only while leases
+// are registered and exits on the first tick that finds none.
 type lease struct {
-	mu      sync.Mutex
-	timer   *time.Timer
-	gen     uint64 // which use of this pooled lease the timer belongs to
-	active  bool
-	ctx     context.Context
-	cancel  context.CancelCauseFunc
-	store   Store
-	every   time.Duration
-	length  time.Duration
-	claims  []Commit
-	one     [1]Commit
-	expires time.Time // zero until the first renewal attempt
-	lost    error
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	claims []Commit
+	one    [1]Commit
+	shard  *keeperShard
+	prev   *lease
+	next   *lease
+	since  uint64    // the keeper tick of the last renewal (or of the claim)
+	good   time.Time // when the last renewal succeeded; zero before the first
+	lost   atomic.Pointer[error]
+	busy   bool // a renewal is under way
 }
 
-var leases = sync.Pool{New: func() any {
-	l := &lease{}
-	l.timer = time.AfterFunc(time.Hour, l.renew)
-	l.timer.Stop()
-	return l
-}}
+const keeperShards = 16
 
-func startLease(parent context.Context, s Store, length time.Duration, claims ...Commit) *lease {
-	l := leases.Get().(*lease)
-	ctx, cancel := context.WithCancelCause(parent)
-	l.mu.Lock()
-	l.gen++
-	l.active, l.ctx, l.cancel, l.store = true, ctx, cancel, s
-	l.every, l.length, l.expires, l.lost = length/3, length, time.Time{}, nil
+type keeper struct {
+	store  Store
+	length time.Duration
+	tick   time.Duration
+	now    atomic.Uint64 // ticks so far
+	pick   atomic.Uint32
+	shards [keeperShards]keeperShard
+
+	mu      sync.Mutex
+	running bool
+}
+
+type keeperShard struct {
+	mu   sync.Mutex
+	head *lease
+	n    int
+	_    [32]byte
+}
+
+var leasePool = sync.Pool{New: func() any { return new(lease) }}
+
+func newKeeper(s Store, length time.Duration) *keeper {
+	// A claim is renewed between one and two ticks after it was made or
+	// last renewed, so two ticks must stay below a third of the lease.
+	return &keeper{store: s, length: length, tick: length / 6}
+}
+
+// start registers claims, held for the keeper's lease length from now.
+func (k *keeper) start(parent context.Context, claims ...Commit) *lease {
+	l := leasePool.Get().(*lease)
+	l.ctx, l.cancel = context.WithCancelCause(parent)
 	if len(claims) == 1 {
 		l.one[0] = claims[0]
 		l.claims = l.one[:]
 	} else {
 		l.claims = append([]Commit(nil), claims...)
 	}
-	l.timer.Reset(l.every)
-	l.mu.Unlock()
+	l.since = k.now.Load()
+	l.good = time.Time{}
+	l.lost.Store(nil)
+	sh := &k.shards[k.pick.Add(1)%keeperShards]
+	l.shard = sh
+	sh.mu.Lock()
+	l.prev, l.next = nil, sh.head
+	if sh.head != nil {
+		sh.head.prev = l
+	}
+	sh.head = l
+	sh.n++
+	sh.mu.Unlock()
+
+	k.mu.Lock()
+	if !k.running {
+		k.running = true
+		go k.loop()
+	}
+	k.mu.Unlock()
 	return l
 }
 
-func (l *lease) renew() {
-	l.mu.Lock()
-	if !l.active {
-		l.mu.Unlock()
-		return
+// stop unregisters l and reports whether its claims were lost meanwhile.
+// A claim that ran out unnoticed is still caught by the store, which fences
+// the commit by token.
+func (k *keeper) stop(l *lease) error {
+	sh := l.shard
+	sh.mu.Lock()
+	if l.prev != nil {
+		l.prev.next = l.next
+	} else {
+		sh.head = l.next
 	}
-	gen, ctx, s, claims, every, length := l.gen, l.ctx, l.store, l.claims, l.every, l.length
-	started := time.Now()
-	if l.expires.IsZero() {
-		// The timer fires a third of a lease after the claim was made.
-		l.expires = started.Add(length - every)
+	if l.next != nil {
+		l.next.prev = l.prev
 	}
-	l.mu.Unlock()
+	sh.n--
+	busy := l.busy
+	sh.mu.Unlock()
+	var lost error
+	if p := l.lost.Load(); p != nil {
+		lost = *p
+	}
+	l.cancel(context.Canceled)
+	if !busy {
+		// A lease whose renewal is under way belongs to that renewal's
+		// goroutine until it returns; it is left to the garbage collector.
+		l.ctx, l.cancel, l.claims, l.one[0], l.shard, l.prev, l.next = nil, nil, nil, Commit{}, nil, nil, nil
+		leasePool.Put(l)
+	}
+	return lost
+}
 
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), every)
+func (k *keeper) loop() {
+	t := time.NewTicker(k.tick)
+	defer t.Stop()
+	var due []*lease
+	for range t.C {
+		now := k.now.Add(1)
+		due = due[:0]
+		n := 0
+		for i := range k.shards {
+			sh := &k.shards[i]
+			sh.mu.Lock()
+			n += sh.n
+			for l := sh.head; l != nil; l = l.next {
+				if !l.busy && now-l.since >= 2 && l.lost.Load() == nil {
+					l.busy = true
+					due = append(due, l)
+				}
+			}
+			sh.mu.Unlock()
+		}
+		if n == 0 {
+			k.mu.Lock()
+			idle := true
+			for i := range k.shards {
+				sh := &k.shards[i]
+				sh.mu.Lock()
+				idle = idle && sh.n == 0
+				sh.mu.Unlock()
+			}
+			if idle {
+				k.running = false
+				k.mu.Unlock()
+				return
+			}
+			k.mu.Unlock()
+		}
+		for _, l := range due {
+			go k.renew(l, now)
+		}
+	}
+}
+
+func (k *keeper) renew(l *lease, tick uint64) {
+	started := time.Now()
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), 2*k.tick)
 	var err error
-	for _, c := range claims {
-		if err = s.Renew(rctx, c.Namespace, c.Key, c.Token, length); err != nil {
+	for _, c := range l.claims {
+		if err = k.store.Renew(ctx, c.Namespace, c.Key, c.Token, k.length); err != nil {
 			err = fmt.Errorf("renewing %s: %w", quote(c.Key), err)
 			break
 		}
 	}
 	cancel()
-
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if !l.active || l.gen != gen {
-		return
+	sh := l.shard
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	l.busy = false
+	if l.good.IsZero() {
+		// The claim was made about two ticks before this renewal began.
+		l.good = started.Add(-2 * k.tick)
 	}
 	switch {
 	case err == nil:
-		l.expires = started.Add(length)
-		l.timer.Reset(every)
-	case errors.Is(err, ErrLeaseLost) || time.Now().Add(every/4).After(l.expires):
-		l.lost = fmt.Errorf("%w: %w", ErrLeaseLost, err)
-		l.cancel(l.lost)
-	default:
-		// The store did not answer; the claim holds until it expires, so
-		// try again soon.
-		l.timer.Reset(every / 4)
+		l.since, l.good = tick, started
+	case errors.Is(err, ErrLeaseLost) || time.Since(l.good) > k.length-k.tick:
+		lost := fmt.Errorf("%w: %w", ErrLeaseLost, err)
+		l.lost.Store(&lost)
+		l.cancel(lost)
 	}
-}
-
-// stop ends renewal, reports whether the claims were lost meanwhile, and
-// returns the lease to the pool. The commit that follows is fenced by the
-// token in the store, so a lease that ran out without the timer noticing
-// is still caught there.
-func (l *lease) stop() error {
-	l.mu.Lock()
-	l.active = false
-	l.timer.Stop()
-	lost, cancel := l.lost, l.cancel
-	l.ctx, l.cancel, l.store, l.claims, l.one[0] = nil, nil, nil, nil, Commit{}
-	l.mu.Unlock()
-	cancel(context.Canceled)
-	leases.Put(l)
-	return lost
+	// On any other error the store did not answer; the claim holds until
+	// it runs out, and the next tick tries again.
 }

@@ -47,8 +47,8 @@ var _ revguard.Store = (*Store)(nil)
 // Option configures a Store.
 type Option func(*Store)
 
-// WithClock makes leases expire on now instead of the system clock, so tests
-// can move time. The default is time.Now.
+// WithClock makes leases expire on now instead of the system's monotonic
+// clock, so tests can move time. The default is the monotonic clock.
 func WithClock(now func() time.Time) Option {
 	return func(s *Store) {
 		if now == nil {
@@ -60,18 +60,29 @@ func WithClock(now func() time.Time) Option {
 
 // New returns an empty Store.
 func New(opts ...Option) *Store {
-	s := &Store{seed: maphash.MakeSeed(), now: time.Now}
+	s := &Store{seed: maphash.MakeSeed()}
 	for _, o := range opts {
 		o(s)
 	}
-	s.epoch = s.now()
+	if s.now == nil {
+		s.epoch = time.Now()
+	} else {
+		s.epoch = s.now()
+	}
 	for i := range s.shards {
 		s.shards[i].m = make(map[id]entry)
 	}
 	return s
 }
 
-func (s *Store) clock() time.Duration { return s.now().Sub(s.epoch) }
+// clock reads the monotonic clock alone unless WithClock set another: a
+// full time.Now costs three times as much on some machines.
+func (s *Store) clock() time.Duration {
+	if s.now == nil {
+		return time.Since(s.epoch)
+	}
+	return s.now().Sub(s.epoch)
+}
 
 func (s *Store) shard(key string) *shard {
 	return &s.shards[maphash.String(s.seed, key)%shards]
