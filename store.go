@@ -36,12 +36,15 @@ type Store interface {
 	// req.Lease under req.Token or, with req.Advance, records req.Rev as
 	// applied at once (the one-step advance of AtMostOnce).
 	//
-	// A live claim by another token on the entity answers InFlight, unless
-	// the revision is at or below the applied one (Duplicate or Stale: a drop
-	// is correct whoever holds the claim). An expired claim is ignored and
-	// replaced. A live claim by req.Token on req.Rev answers Granted again
-	// and extends the lease (a retried call). An advance whose token is the
-	// one that recorded the applied revision answers Granted (a retry).
+	// The verdict against the applied revision comes first: Dup, Old, Gap
+	// and TooFar are answered whoever holds a claim (a drop is correct
+	// either way, and a refusal changes nothing). Only a request that would
+	// be Granted meets the claim: a live claim by another token, or by
+	// req.Token on another revision, answers Busy. An expired claim is
+	// ignored and replaced. A live claim by req.Token on req.Rev answers
+	// Granted again and extends the lease (a retried call). An advance whose
+	// token is the one that recorded the applied revision, with req.Rev
+	// applied, answers Granted (a retry); Set and Forget end that.
 	// Reply.State is the entity before this call.
 	Claim(ctx context.Context, req Request) (Reply, error)
 
