@@ -1,0 +1,167 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/revguard/revguard"
+)
+
+// maxPerCall bounds the keys of one script call: Redis runs a script on its
+// one thread, and a call of a few hundred keys takes well under a
+// millisecond.
+const maxPerCall = 256
+
+// call is one script call of a batch: the requests it carries, by index,
+// and their keys in the same order.
+type call struct {
+	idx   []int
+	keys  []string
+	args  []any
+	reply any
+}
+
+// plan groups n requests into script calls: requests of one hash slot share
+// a call, since a script may only touch keys of one slot on Redis Cluster.
+// A single server is one slot group.
+func (s *Store) plan(n int, name func(i int) (string, uint16)) []*call {
+	var calls []*call
+	open := make(map[uint16]*call) // by group, the call still taking keys
+	for i := range n {
+		key, slot := name(i)
+		if s.group == groupAll {
+			slot = 0
+		}
+		c := open[slot]
+		if c == nil || len(c.idx) == maxPerCall || s.group == groupNone {
+			c = &call{}
+			calls = append(calls, c)
+			open[slot] = c
+		}
+		c.idx = append(c.idx, i)
+		c.keys = append(c.keys, key)
+	}
+	return calls
+}
+
+// exec runs sc for every call: one call on its own, several in one pipeline,
+// which a cluster client splits by node and sends to the nodes in parallel.
+func (s *Store) exec(ctx context.Context, sc script, calls []*call) error {
+	if len(calls) == 1 {
+		c := calls[0]
+		var err error
+		c.reply, err = s.run(ctx, sc, c.keys, c.args...)
+		return err
+	}
+	cmds := make([]*redis.Cmd, len(calls))
+	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, c := range calls {
+			cmds[i] = sc.EvalSha(ctx, p, c.keys, c.args...)
+		}
+		return nil
+	})
+	// Script.Run cannot fall back to EVAL inside a pipeline, whose errors
+	// come after the fact: send the calls the server did not know again,
+	// with the source, which also loads it.
+	var missing []int
+	for i, cmd := range cmds {
+		if err := cmd.Err(); errors.Is(err, redis.ErrNoScript) || redis.HasErrorPrefix(err, "NOSCRIPT") {
+			missing = append(missing, i)
+		}
+	}
+	if len(missing) > 0 {
+		_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for _, i := range missing {
+				cmds[i] = sc.Eval(ctx, p, calls[i].keys, calls[i].args...)
+			}
+			return nil
+		})
+	}
+	for i, cmd := range cmds {
+		v, err := cmd.Result()
+		if err != nil {
+			return s.scriptError(sc, calls[i].keys, err)
+		}
+		calls[i].reply = v
+	}
+	return nil
+}
+
+// ClaimBatch implements revguard.Store with claim.lua, one call per hash
+// slot (one in all on a single server), the calls pipelined.
+//
+// An error fails the whole batch, also when some calls of a cluster batch
+// took effect: their claims then expire with their leases, and their
+// advances are recorded.
+func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revguard.Reply, error) {
+	for i := range reqs {
+		if err := check(reqs[i].Namespace, reqs[i].Key); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]revguard.Reply, len(reqs))
+	if len(reqs) == 0 {
+		return out, nil
+	}
+	calls := s.plan(len(reqs), func(i int) (string, uint16) { return s.name(reqs[i].Namespace, reqs[i].Key) })
+	for _, c := range calls {
+		c.args = append(make([]any, 0, 1+6*len(c.idx)), s.ttlArg)
+		for _, i := range c.idx {
+			c.args = appendClaim(c.args, &reqs[i])
+		}
+	}
+	if err := s.exec(ctx, claimScript, calls); err != nil {
+		return nil, err
+	}
+	for _, c := range calls {
+		err := claimReplies(c.reply, c.keys, func(j int, r revguard.Reply) { out[c.idx[j]] = r })
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// CommitBatch implements revguard.Store with commit.lua, one call per hash
+// slot (one in all on a single server), the calls pipelined.
+func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]error, error) {
+	for i := range commits {
+		if err := check(commits[i].Namespace, commits[i].Key); err != nil {
+			return nil, err
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := make([]error, len(commits))
+	if len(commits) == 0 {
+		return out, nil
+	}
+	calls := s.plan(len(commits), func(i int) (string, uint16) { return s.name(commits[i].Namespace, commits[i].Key) })
+	for _, c := range calls {
+		c.args = append(make([]any, 0, 1+len(c.idx)), s.ttlArg)
+		for _, i := range c.idx {
+			c.args = append(c.args, commits[i].Token.String())
+		}
+	}
+	if err := s.exec(ctx, commitScript, calls); err != nil {
+		return nil, err
+	}
+	for _, c := range calls {
+		codes, err := ints(commitScript, c.reply, len(c.idx))
+		if err != nil {
+			return nil, err
+		}
+		for j, i := range c.idx {
+			if codes[j] < 1 || codes[j] > 4 {
+				return nil, replyError(commitScript, c.reply)
+			}
+			out[i] = leaseError(commitScript, commits[i].Key, codes[j])
+		}
+	}
+	return out, nil
+}

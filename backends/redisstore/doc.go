@@ -1,0 +1,88 @@
+// Package redisstore is a revguard.Store on Redis, through go-redis v9: a
+// single server, a Sentinel failover client or Redis Cluster. Every
+// operation is one Lua script, so each decision is atomic on the server
+// however many consumers share it. It needs Redis 5.0 or newer (scripts
+// that read TIME and then write); it is tested with Redis 7.0 and miniredis.
+//
+//	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
+//	store := redisstore.New(rdb)
+//	if err := store.Preflight(ctx); err != nil { ... } // eviction policy
+//	guard := revguard.New(store, extract)
+//
+// # Key layout
+//
+// Each entity is one hash, under the key
+//
+//	<prefix>{<namespace>:<key>}
+//
+// for example revguard:{orders:product:42}. The prefix is "revguard:"
+// unless WithPrefix says otherwise. In the namespace and the key, '%', '{',
+// '}' and control characters, and in the namespace also ':', are written as
+// %XX (hex), so distinct (namespace, key) pairs never share a Redis key,
+// whatever bytes they hold. The braces make the whole identity the key's
+// hash tag: a "{...}" inside a user key cannot move the entity to another
+// slot or gather unrelated entities in one. Keys stay readable, so an
+// operator can find an entity with redis-cli; the cost is that a long key
+// makes an equally long Redis key.
+//
+// The hash's fields, all plain strings:
+//
+//	rev    the applied revision, in decimal (absent: nothing applied)
+//	last   the token that recorded rev, so that a retried commit or advance
+//	       can tell it already took effect
+//	claim  the claimed revision, in decimal
+//	token  the token holding the claim
+//	until  when the claim's lease ends, Unix milliseconds on the server's
+//	       clock; 0 once the claim was committed (claim and token then stay
+//	       as a record of the last claim: ending it in the same write as the
+//	       commit saves a command per entity)
+//
+// A key that only holds a claim expires with its lease, so an abandoned
+// claim leaves nothing behind. A key with a revision lives for ever, or for
+// WithTTL after the revision was recorded.
+//
+// # Exactness
+//
+// Revisions cross the wire and are stored as canonical decimal strings.
+// Lua numbers are doubles (2^53 and 2^53+1 are the same number there), so
+// the scripts never convert a long revision whole: two canonical decimals of
+// different lengths are ordered by length, ones of at most 15 digits convert
+// exactly, and longer ones are compared and added as two numbers, their last
+// ten digits and the digits above them. The decisions (stale, duplicate,
+// sequential applied+1, WithMaxStep) are therefore exact over the whole
+// uint64 range. Leases are timed by the server's clock (TIME inside the
+// script), never the client's; on Redis Cluster each entity is timed by the
+// clock of the master that holds it, so a failover to a master whose clock
+// differs shortens or stretches live leases by the difference.
+//
+// # Retries
+//
+// go-redis sends a command again when its reply does not arrive in time
+// (Options.MaxRetries, 3 by default), so a script may run twice for one
+// call. Every script answers the second run as it did the first: a claim by
+// the same token is granted again, a commit or advance whose token recorded
+// the applied revision reports success.
+//
+// # Batches
+//
+// ClaimBatch and CommitBatch send one script call per hash slot (on a single
+// server, one call for up to 256 entities) and pipeline the calls, which
+// the cluster client sends to all nodes in parallel: a batch costs one round
+// trip per node, not one per entity. Against a *redis.Ring, or a client type
+// this package does not know, each entity is its own call, still pipelined.
+//
+// # Persistence and failover
+//
+// The store is as durable as Redis. With AOF and appendfsync everysec (the
+// usual setting) a crash loses up to a second of writes: commits from that
+// second are forgotten and their events apply again when redelivered. With
+// RDB snapshots only, everything since the last snapshot is lost; without
+// persistence, a restart forgets every revision. Use appendonly yes, and
+// appendfsync always where a second of duplicates is not acceptable.
+//
+// Replication is asynchronous: after a failover (Sentinel or Cluster) the
+// new master may lack writes the old one acknowledged, the same loss as a
+// crash. WAIT (after a call, on the same connection) narrows that window
+// but does not close it. A maxmemory-policy that can evict the store's keys
+// loses revisions silently; Preflight reports it.
+package redisstore

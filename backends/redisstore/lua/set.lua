@@ -1,0 +1,20 @@
+-- set.lua makes a revision one entity's applied revision, lower or higher
+-- than before, and drops any claim: the repair for a poisoned entity.
+--
+-- KEYS[1]  the entity's hash (fields rev, last, claim, token, until)
+-- ARGV[1]  the revision, canonical decimal
+-- ARGV[2]  milliseconds an applied revision lives, "0" for ever (WithTTL)
+--
+-- Reply: 1.
+-- Error "CORRUPT 1 <what>" when the key holds something this script did not
+-- write; it is then left as it was.
+
+local r = redis.pcall('HSET', KEYS[1], 'rev', ARGV[1])
+if type(r) == 'table' and r.err then return redis.error_reply('CORRUPT 1 is not a hash') end
+redis.call('HDEL', KEYS[1], 'last', 'claim', 'token', 'until')
+if ARGV[2] ~= '0' then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return 1

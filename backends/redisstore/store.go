@@ -1,0 +1,353 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/revguard/revguard"
+)
+
+// ErrCorrupt is returned, wrapped with the key's name, when a key in the
+// store's key space holds something revguard did not write: another type
+// than a hash (someone SET a string there) or a field that does not parse.
+// Nothing is written then; an operator repairs the key with Set or Forget,
+// or deletes it.
+var ErrCorrupt = errors.New("redisstore: key holds data revguard did not write")
+
+// Store is a revguard.Store that keeps each entity in one Redis hash. It is
+// safe for concurrent use, and any number of stores in any number of
+// processes may share one Redis deployment.
+type Store struct {
+	client redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+	ttlArg string // ttl in milliseconds as the scripts take it, "0" for none
+	group  grouping
+}
+
+var _ revguard.Store = (*Store)(nil)
+
+// grouping says which requests of a batch may share one script call.
+type grouping uint8
+
+const (
+	groupAll  grouping = iota // one server: any keys
+	groupSlot                 // Redis Cluster: keys of one hash slot
+	groupNone                 // a client whose sharding is unknown: one key per call
+)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// DefaultPrefix is the prefix of every key the store writes unless
+// WithPrefix says otherwise.
+const DefaultPrefix = "revguard:"
+
+// WithPrefix makes every key the store writes start with p, so that
+// several applications can share a database. The default is "revguard:". It
+// panics if p contains '{' or '}': Redis Cluster would read a hash tag in
+// the prefix and put every entity in one slot.
+func WithPrefix(p string) Option {
+	if strings.ContainsAny(p, "{}") {
+		panic(fmt.Sprintf("redisstore: WithPrefix(%q): a prefix may not contain '{' or '}'", p))
+	}
+	return func(s *Store) { s.prefix = p }
+}
+
+// WithTTL makes an entity's key expire d after its revision was last
+// recorded (by a commit, an advance or Set), so that entities that stop
+// receiving events do not stay in memory for ever.
+//
+// The trade-off: an expired entity has nothing applied, so it accepts any
+// revision again, stale and duplicate ones included. Choose d longer than
+// any redelivery or replay can lag behind. Also do not combine it with a
+// volatile-* maxmemory-policy, which may evict those keys early (Preflight
+// reports it). It panics if d is less than a millisecond. The default is no
+// expiry.
+func WithTTL(d time.Duration) Option {
+	if d < time.Millisecond {
+		panic(fmt.Sprintf("redisstore: WithTTL(%s): want at least 1ms (leave the option out for no expiry)", d))
+	}
+	return func(s *Store) { s.ttl = d }
+}
+
+// New returns a store that keeps its entities in client: a *redis.Client
+// (also a Sentinel failover client), a *redis.ClusterClient or a
+// *redis.Ring. It does no I/O; call Preflight to check the server's
+// settings. It panics if client is nil.
+func New(client redis.UniversalClient, opts ...Option) *Store {
+	switch c := client.(type) {
+	case nil:
+		panic("redisstore: New: nil client")
+	case *redis.Client:
+		if c == nil {
+			panic("redisstore: New: nil *redis.Client")
+		}
+	case *redis.ClusterClient:
+		if c == nil {
+			panic("redisstore: New: nil *redis.ClusterClient")
+		}
+	case *redis.Ring:
+		if c == nil {
+			panic("redisstore: New: nil *redis.Ring")
+		}
+	}
+	s := &Store{client: client, prefix: DefaultPrefix}
+	for _, o := range opts {
+		if o == nil {
+			panic("redisstore: New: nil Option")
+		}
+		o(s)
+	}
+	s.ttlArg = "0"
+	if s.ttl > 0 {
+		s.ttlArg = strconv.FormatInt(millis(s.ttl), 10)
+	}
+	switch client.(type) {
+	case *redis.Client:
+		s.group = groupAll
+	case *redis.ClusterClient:
+		s.group = groupSlot
+	default:
+		// A Ring shards by its own hash of the key, which a batch cannot
+		// follow; neither can a client this package does not know.
+		s.group = groupNone
+	}
+	return s
+}
+
+// millis rounds d up to whole milliseconds, the scripts' unit: a lease is
+// never cut short.
+func millis(d time.Duration) int64 {
+	ms := int64((d + time.Millisecond - 1) / time.Millisecond)
+	return max(ms, 1)
+}
+
+// check refuses what the key layout cannot hold, before anything is sent.
+func check(ns, key string) error {
+	if len(ns) > revguard.MaxNamespaceLen {
+		return fmt.Errorf("%w: namespace of %d bytes, above the limit of %d", revguard.ErrInvalidKey, len(ns), revguard.MaxNamespaceLen)
+	}
+	return revguard.CheckKey(key)
+}
+
+// Claim implements revguard.Store with claim.lua.
+func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply, error) {
+	if err := check(req.Namespace, req.Key); err != nil {
+		return revguard.Reply{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return revguard.Reply{}, err
+	}
+	name, _ := s.name(req.Namespace, req.Key)
+	keys := []string{name}
+	args := appendClaim(append(make([]any, 0, 7), s.ttlArg), &req)
+	v, err := s.run(ctx, claimScript, keys, args...)
+	if err != nil {
+		return revguard.Reply{}, err
+	}
+	var r revguard.Reply
+	if err := claimReplies(v, keys, func(_ int, x revguard.Reply) { r = x }); err != nil {
+		return revguard.Reply{}, err
+	}
+	return r, nil
+}
+
+// appendClaim appends the six values claim.lua reads for one request.
+func appendClaim(args []any, r *revguard.Request) []any {
+	flags := "0"
+	switch {
+	case r.Advance && r.Sequential:
+		flags = "3"
+	case r.Sequential:
+		flags = "2"
+	case r.Advance:
+		flags = "1"
+	}
+	return append(args,
+		strconv.FormatUint(uint64(r.Rev), 10),
+		r.Token.String(),
+		strconv.FormatInt(millis(r.Lease), 10),
+		flags,
+		strconv.FormatUint(uint64(r.First), 10),
+		strconv.FormatUint(r.MaxStep, 10),
+	)
+}
+
+// claimReplies reads claim.lua's reply for keys and puts the reply for
+// keys[j] with put.
+func claimReplies(v any, keys []string, put func(j int, r revguard.Reply)) error {
+	a, ok := v.([]any)
+	if !ok || len(a) != 2*len(keys) {
+		return replyError(claimScript, v)
+	}
+	for i := range keys {
+		code, ok := a[2*i].(int64)
+		if !ok {
+			return replyError(claimScript, v)
+		}
+		var verdict revguard.Verdict
+		switch code {
+		case 1:
+			verdict = revguard.Granted
+		case 2:
+			verdict = revguard.Dup
+		case 3:
+			verdict = revguard.Old
+		case 4:
+			verdict = revguard.Busy
+		case 5:
+			verdict = revguard.Gap
+		case 6:
+			verdict = revguard.TooFar
+		default:
+			return replyError(claimScript, v)
+		}
+		st, err := state(claimScript, keys[i], a[2*i+1])
+		if err != nil {
+			return err
+		}
+		put(i, revguard.Reply{Verdict: verdict, State: st})
+	}
+	return nil
+}
+
+// leaseError turns the answer of commit.lua or renew.lua into an error: nil
+// for 1, ErrLeaseLost saying why for 2 to 4.
+func leaseError(sc script, key string, code int64) error {
+	switch code {
+	case 1:
+		return nil
+	case 2:
+		return fmt.Errorf("%w: %s holds no claim", revguard.ErrLeaseLost, quote(key))
+	case 3:
+		return fmt.Errorf("%w: %s is claimed by another token", revguard.ErrLeaseLost, quote(key))
+	case 4:
+		return fmt.Errorf("%w: the claim on %s expired", revguard.ErrLeaseLost, quote(key))
+	}
+	return replyError(sc, code)
+}
+
+// Renew implements revguard.Store with renew.lua.
+func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token, lease time.Duration) error {
+	if err := check(ns, key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name, _ := s.name(ns, key)
+	v, err := s.run(ctx, renewScript, []string{name}, token.String(), strconv.FormatInt(millis(lease), 10), s.ttlArg)
+	if err != nil {
+		return err
+	}
+	code, err := integer(renewScript, v)
+	if err != nil {
+		return err
+	}
+	return leaseError(renewScript, key, code)
+}
+
+// Commit implements revguard.Store with commit.lua.
+func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token) error {
+	if err := check(ns, key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name, _ := s.name(ns, key)
+	v, err := s.run(ctx, commitScript, []string{name}, s.ttlArg, token.String())
+	if err != nil {
+		return err
+	}
+	codes, err := ints(commitScript, v, 1)
+	if err != nil {
+		return err
+	}
+	return leaseError(commitScript, key, codes[0])
+}
+
+// Release implements revguard.Store with release.lua.
+func (s *Store) Release(ctx context.Context, ns, key string, token revguard.Token) error {
+	if err := check(ns, key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name, _ := s.name(ns, key)
+	v, err := s.run(ctx, releaseScript, []string{name}, token.String())
+	if err != nil {
+		return err
+	}
+	if n, err := integer(releaseScript, v); err != nil {
+		return err
+	} else if n != 0 && n != 1 {
+		return replyError(releaseScript, v)
+	}
+	return nil
+}
+
+// Peek implements revguard.Store with peek.lua.
+func (s *Store) Peek(ctx context.Context, ns, key string) (revguard.State, error) {
+	if err := check(ns, key); err != nil {
+		return revguard.State{}, err
+	}
+	if err := ctx.Err(); err != nil {
+		return revguard.State{}, err
+	}
+	name, _ := s.name(ns, key)
+	v, err := s.run(ctx, peekScript, []string{name})
+	if err != nil {
+		return revguard.State{}, err
+	}
+	return state(peekScript, name, v)
+}
+
+// Set implements revguard.Store with set.lua.
+func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) error {
+	if err := check(ns, key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name, _ := s.name(ns, key)
+	v, err := s.run(ctx, setScript, []string{name}, strconv.FormatUint(uint64(rev), 10), s.ttlArg)
+	if err != nil {
+		return err
+	}
+	if n, err := integer(setScript, v); err != nil {
+		return err
+	} else if n != 1 {
+		return replyError(setScript, v)
+	}
+	return nil
+}
+
+// Forget implements revguard.Store with forget.lua.
+func (s *Store) Forget(ctx context.Context, ns, key string) error {
+	if err := check(ns, key); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	name, _ := s.name(ns, key)
+	v, err := s.run(ctx, forgetScript, []string{name})
+	if err != nil {
+		return err
+	}
+	if n, err := integer(forgetScript, v); err != nil {
+		return err
+	} else if n != 1 {
+		return replyError(forgetScript, v)
+	}
+	return nil
+}
