@@ -1,0 +1,417 @@
+package middleware
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/revguard/revguard"
+)
+
+// FieldError is the error an extractor returns: the part of the request it
+// could not use, and why. Err is revguard.ErrInvalidKey,
+// revguard.ErrInvalidRevision or ErrBodyTooLarge, or nil when the request is
+// unusable for another reason (the guard then reports it wrapped in
+// revguard.ErrInvalidEvent). HTTP answers with Field and Reason in the
+// problem's detail, so that the sender learns what to fix.
+type FieldError struct {
+	Field  string // such as `header "Event-Key"` or `JSON field "data.id"`; empty for the body as a whole
+	Reason string
+	Err    error
+}
+
+func (e *FieldError) Error() string {
+	var b strings.Builder
+	if e.Err != nil {
+		b.WriteString(e.Err.Error())
+		b.WriteString(": ")
+	}
+	b.WriteString(e.detail())
+	return b.String()
+}
+
+func (e *FieldError) detail() string {
+	if e.Field == "" {
+		return e.Reason
+	}
+	return e.Field + ": " + e.Reason
+}
+
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// Headers returns an extractor that reads the entity key from the header
+// keyHeader and the revision from the header revisionHeader, as
+// revguard.ParseRevision reads it (a decimal counter or an RFC 3339
+// timestamp). A missing header, or one sent several times with different
+// values, is refused. It panics if a name is not a valid header name.
+func Headers(keyHeader, revisionHeader string) revguard.Extractor[*http.Request] {
+	checkHeaderName("Headers", keyHeader)
+	checkHeaderName("Headers", revisionHeader)
+	kh, rh := http.CanonicalHeaderKey(keyHeader), http.CanonicalHeaderKey(revisionHeader)
+	kf, rf := "header "+strconv.Quote(keyHeader), "header "+strconv.Quote(revisionHeader)
+	return func(r *http.Request) (string, revguard.Revision, error) {
+		key, ok, err := single(r.Header, kh, kf, revguard.ErrInvalidKey)
+		if err != nil {
+			return "", 0, err
+		}
+		if !ok {
+			return "", 0, &FieldError{Field: kf, Reason: "missing", Err: revguard.ErrInvalidKey}
+		}
+		if err := checkKey(kf, key); err != nil {
+			return "", 0, err
+		}
+		v, ok, err := single(r.Header, rh, rf, revguard.ErrInvalidRevision)
+		if err != nil {
+			return "", 0, err
+		}
+		if !ok {
+			return "", 0, &FieldError{Field: rf, Reason: "missing", Err: revguard.ErrInvalidRevision}
+		}
+		rev, err := parseRevision(settings(r), rf, v)
+		return key, rev, err
+	}
+}
+
+// CloudEvents returns an extractor for CloudEvents over HTTP. In binary mode
+// the key is revguard.Key(ce-source, ce-subject), or revguard.Key(ce-source)
+// when there is no ce-subject, with both percent-decoded as the HTTP binding
+// says; the revision is ce-sequence, a decimal counter, or else ce-time, an
+// RFC 3339 timestamp. In structured mode (Content-Type
+// application/cloudevents+json) the same attributes are read from the JSON
+// body, which the inner handler then reads intact; sequence may be a string
+// or an integer. The key is the same for one event in either mode. Batched
+// mode is refused.
+func CloudEvents() revguard.Extractor[*http.Request] { return cloudEvent }
+
+func cloudEvent(r *http.Request) (string, revguard.Revision, error) {
+	switch mediaType(r.Header.Get("Content-Type")) {
+	case "application/cloudevents+json":
+		return structuredEvent(r)
+	case "application/cloudevents-batch+json":
+		return "", 0, &FieldError{Field: `header "Content-Type"`, Reason: "batched CloudEvents are not supported: send one event per request"}
+	}
+	return binaryEvent(r)
+}
+
+func binaryEvent(r *http.Request) (string, revguard.Revision, error) {
+	source, ok, err := ceHeader(r.Header, "Ce-Source", "ce-source", revguard.ErrInvalidKey)
+	if err != nil {
+		return "", 0, err
+	}
+	if !ok || source == "" {
+		return "", 0, &FieldError{Field: `header "ce-source"`, Reason: "missing", Err: revguard.ErrInvalidKey}
+	}
+	subject, hasSubject, err := ceHeader(r.Header, "Ce-Subject", "ce-subject", revguard.ErrInvalidKey)
+	if err != nil {
+		return "", 0, err
+	}
+	key, err := ceKey(`header "ce-source"`, source, `header "ce-subject"`, subject, hasSubject)
+	if err != nil {
+		return "", 0, err
+	}
+	if seq, ok, err := single(r.Header, "Ce-Sequence", `header "ce-sequence"`, revguard.ErrInvalidRevision); err != nil {
+		return "", 0, err
+	} else if ok {
+		rev, err := parseCounter(`header "ce-sequence"`, seq)
+		return key, rev, err
+	}
+	t, ok, err := single(r.Header, "Ce-Time", `header "ce-time"`, revguard.ErrInvalidRevision)
+	if err != nil {
+		return "", 0, err
+	}
+	if !ok {
+		return "", 0, &FieldError{Field: `headers "ce-sequence" and "ce-time"`, Reason: "both missing: one of them is the revision", Err: revguard.ErrInvalidRevision}
+	}
+	rev, err := parseTime(settings(r), `header "ce-time"`, t)
+	return key, rev, err
+}
+
+// ceHeader reads a string attribute, which the HTTP binding percent-encodes.
+func ceHeader(h http.Header, name, attr string, sentinel error) (string, bool, error) {
+	field := "header " + strconv.Quote(attr)
+	v, ok, err := single(h, name, field, sentinel)
+	if err != nil || !ok {
+		return "", ok, err
+	}
+	if strings.IndexByte(v, '%') < 0 {
+		return v, true, nil
+	}
+	d, err := url.PathUnescape(v)
+	if err != nil {
+		return "", true, &FieldError{Field: field, Reason: "bad percent-encoding: " + quote(v), Err: sentinel}
+	}
+	return d, true, nil
+}
+
+var cloudEventPaths = []jsonPath{
+	newPath("CloudEvents", "source", revguard.ErrInvalidKey),
+	newPath("CloudEvents", "subject", revguard.ErrInvalidKey),
+	newPath("CloudEvents", "sequence", revguard.ErrInvalidRevision),
+	newPath("CloudEvents", "time", revguard.ErrInvalidRevision),
+}
+
+func structuredEvent(r *http.Request) (string, revguard.Revision, error) {
+	doc, err := ReadBody(r)
+	if err != nil {
+		return "", 0, err
+	}
+	v, err := lookup(doc, cloudEventPaths)
+	if err != nil {
+		return "", 0, err
+	}
+	const fs, fsub, fseq, ft = `JSON field "source"`, `JSON field "subject"`, `JSON field "sequence"`, `JSON field "time"`
+	if isNull(v[0]) {
+		return "", 0, &FieldError{Field: fs, Reason: "missing", Err: revguard.ErrInvalidKey}
+	}
+	source, err := jsonString(fs, v[0], revguard.ErrInvalidKey)
+	if err != nil {
+		return "", 0, err
+	}
+	if source == "" {
+		return "", 0, &FieldError{Field: fs, Reason: "empty", Err: revguard.ErrInvalidKey}
+	}
+	var subject string
+	hasSubject := !isNull(v[1])
+	if hasSubject {
+		if subject, err = jsonString(fsub, v[1], revguard.ErrInvalidKey); err != nil {
+			return "", 0, err
+		}
+	}
+	key, err := ceKey(fs, source, fsub, subject, hasSubject)
+	if err != nil {
+		return "", 0, err
+	}
+	if !isNull(v[2]) {
+		if v[2][0] == '"' {
+			s, err := jsonString(fseq, v[2], revguard.ErrInvalidRevision)
+			if err != nil {
+				return "", 0, err
+			}
+			rev, err := parseCounter(fseq, s)
+			return key, rev, err
+		}
+		rev, err := jsonCounter(fseq, v[2])
+		return key, rev, err
+	}
+	if isNull(v[3]) {
+		return "", 0, &FieldError{Field: `JSON fields "sequence" and "time"`, Reason: "both missing: one of them is the revision", Err: revguard.ErrInvalidRevision}
+	}
+	t, err := jsonString(ft, v[3], revguard.ErrInvalidRevision)
+	if err != nil {
+		return "", 0, err
+	}
+	rev, err := parseTime(settings(r), ft, t)
+	return key, rev, err
+}
+
+// ceKey joins source and subject with revguard.Key, so that no two
+// (source, subject) pairs share a key, and a source without a subject
+// differs from every pair.
+func ceKey(sourceField, source, subjectField, subject string, hasSubject bool) (string, error) {
+	if err := checkPart(sourceField, source); err != nil {
+		return "", err
+	}
+	if !hasSubject {
+		return revguard.Key(source), nil
+	}
+	if subject == "" {
+		return "", &FieldError{Field: subjectField, Reason: "present but empty, which CloudEvents forbids", Err: revguard.ErrInvalidKey}
+	}
+	if err := checkPart(subjectField, subject); err != nil {
+		return "", err
+	}
+	return revguard.Key(source, subject), nil
+}
+
+// JSONFields returns an extractor that reads the entity key and the revision
+// from a JSON object body, at dotted member paths such as "data.object.id".
+// The key may be a string or an integer. The revision may be an integer,
+// read exactly over the whole uint64 range, or a string that
+// revguard.ParseRevision reads (a decimal counter or an RFC 3339 timestamp).
+// The body is read once, under the size limit, and the inner handler then
+// reads it intact. A member named twice along a path is refused, since
+// parsers differ on which one wins. Member names containing a dot cannot be
+// addressed. It panics if a path is empty or has an empty segment.
+func JSONFields(keyField, revisionField string) revguard.Extractor[*http.Request] {
+	paths := []jsonPath{
+		newPath("JSONFields", keyField, revguard.ErrInvalidKey),
+		newPath("JSONFields", revisionField, revguard.ErrInvalidRevision),
+	}
+	kf, rf := paths[0].field, paths[1].field
+	return func(r *http.Request) (string, revguard.Revision, error) {
+		doc, err := ReadBody(r)
+		if err != nil {
+			return "", 0, err
+		}
+		v, err := lookup(doc, paths)
+		if err != nil {
+			return "", 0, err
+		}
+		if isNull(v[0]) {
+			return "", 0, &FieldError{Field: kf, Reason: "missing", Err: revguard.ErrInvalidKey}
+		}
+		key, err := jsonKey(kf, v[0])
+		if err != nil {
+			return "", 0, err
+		}
+		if isNull(v[1]) {
+			return "", 0, &FieldError{Field: rf, Reason: "missing", Err: revguard.ErrInvalidRevision}
+		}
+		rev, err := jsonRevision(settings(r), rf, v[1])
+		return key, rev, err
+	}
+}
+
+// single returns the one value of header name; several values that differ
+// are refused, since the sender's intent is then unknown.
+func single(h http.Header, name, field string, sentinel error) (string, bool, error) {
+	vs := h[name]
+	if len(vs) == 0 {
+		return "", false, nil
+	}
+	for _, v := range vs[1:] {
+		if v != vs[0] {
+			return "", true, &FieldError{Field: field, Reason: fmt.Sprintf("sent %d times with different values", len(vs)), Err: sentinel}
+		}
+	}
+	return vs[0], true, nil
+}
+
+func checkKey(field, key string) error {
+	if err := revguard.CheckKey(key); err != nil {
+		return &FieldError{Field: field, Reason: reason(err, revguard.ErrInvalidKey), Err: revguard.ErrInvalidKey}
+	}
+	return nil
+}
+
+// checkPart checks a field that revguard.Key makes part of a key: any
+// length will do, since Key hashes long keys, but not invalid UTF-8.
+func checkPart(field, s string) error {
+	if !utf8.ValidString(s) {
+		return &FieldError{Field: field, Reason: quote(s) + " is not valid UTF-8", Err: revguard.ErrInvalidKey}
+	}
+	return nil
+}
+
+// parseRevision reads a counter or a timestamp, and holds timestamps to the
+// future skew bound.
+func parseRevision(cfg *config, field, s string) (revguard.Revision, error) {
+	rev, err := revguard.ParseRevision(s)
+	if err != nil {
+		return 0, &FieldError{Field: field, Reason: reason(err, revguard.ErrInvalidRevision), Err: revguard.ErrInvalidRevision}
+	}
+	// ParseRevision reads digits as a counter and anything else it accepts
+	// as a timestamp.
+	if !allDigits(s) {
+		return rev, checkFuture(cfg, field, s, rev)
+	}
+	return rev, nil
+}
+
+func parseCounter(field, s string) (revguard.Revision, error) {
+	if !allDigits(s) || s == "" {
+		return 0, &FieldError{Field: field, Reason: quote(s) + " is not a decimal integer", Err: revguard.ErrInvalidRevision}
+	}
+	rev, err := revguard.ParseRevision(s)
+	if err != nil {
+		return 0, &FieldError{Field: field, Reason: reason(err, revguard.ErrInvalidRevision), Err: revguard.ErrInvalidRevision}
+	}
+	return rev, nil
+}
+
+func parseTime(cfg *config, field, s string) (revguard.Revision, error) {
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, &FieldError{Field: field, Reason: quote(s) + " is not an RFC 3339 timestamp", Err: revguard.ErrInvalidRevision}
+	}
+	rev, err := revguard.Timestamp(t)
+	if err != nil {
+		return 0, &FieldError{Field: field, Reason: reason(err, revguard.ErrInvalidRevision), Err: revguard.ErrInvalidRevision}
+	}
+	return rev, checkFuture(cfg, field, s, rev)
+}
+
+// checkFuture refuses a timestamp revision beyond the clock plus the skew:
+// a single event stamped in the year 2500 would otherwise make every later
+// event of its entity stale.
+func checkFuture(cfg *config, field, s string, rev revguard.Revision) error {
+	if cfg.skew == 0 {
+		return nil
+	}
+	now, err := revguard.Timestamp(cfg.now())
+	if err != nil {
+		return nil // a clock before 1970 bounds nothing
+	}
+	limit := uint64(now) + uint64(cfg.skew)
+	if limit < uint64(now) || uint64(rev) <= limit {
+		return nil
+	}
+	return &FieldError{
+		Field:  field,
+		Reason: fmt.Sprintf("%s is more than %s ahead of the receiver's clock", quote(s), cfg.skew),
+		Err:    revguard.ErrInvalidRevision,
+	}
+}
+
+// reason is err's message without the sentinel's own, which FieldError
+// puts back in front.
+func reason(err, sentinel error) string {
+	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
+}
+
+func allDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// quote keeps messages short and printable whatever the input holds.
+func quote(s string) string {
+	const max = 64
+	if len(s) > max {
+		return strconv.Quote(s[:max]) + fmt.Sprintf("... (%d bytes)", len(s))
+	}
+	return strconv.Quote(s)
+}
+
+// mediaType returns the media type of a Content-Type value, lower case,
+// without parameters.
+func mediaType(ct string) string {
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	ct = strings.TrimSpace(ct)
+	for i := 0; i < len(ct); i++ {
+		if c := ct[i]; 'A' <= c && c <= 'Z' {
+			return strings.ToLower(ct)
+		}
+	}
+	return ct
+}
+
+func checkHeaderName(fn, name string) {
+	if name == "" {
+		panic(fmt.Sprintf("middleware.%s: empty header name", fn))
+	}
+	for i := 0; i < len(name); i++ {
+		if !isTokenChar(name[i]) {
+			panic(fmt.Sprintf("middleware.%s: %q is not a valid header name", fn, name))
+		}
+	}
+}
+
+// isTokenChar reports whether c may appear in an HTTP token (RFC 9110 5.6.2).
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
+}

@@ -1,0 +1,161 @@
+package middleware
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/revguard/revguard"
+)
+
+// OutcomeHeader is the response header that tells the sender why its
+// delivery was dropped: "duplicate" or "stale" (revguard.Outcome.String).
+const OutcomeHeader = "Revision-Outcome"
+
+// HTTP returns middleware that runs the handler it wraps through g.Handle:
+// the handler sees each entity's events once and in revision order, and the
+// sender gets the answer that makes it stop or retry. The package
+// documentation lists every response. The inner handler's status decides the
+// claim: a 2xx, 3xx or 4xx (or no status, which net/http sends as 200)
+// commits the revision; a 5xx or a panic releases it, so that the sender's
+// retry runs the handler again.
+//
+// Request bodies are limited to WithMaxBody's size, for the extractor and
+// for the inner handler alike. Extractors read the options (the body limit,
+// WithMaxFutureSkew, WithClock) from the request, so the same guard may
+// serve several differently configured middlewares.
+//
+// HTTP panics if g is nil, and the returned function panics if the handler
+// is nil.
+func HTTP(g *revguard.Guard[*http.Request], opts ...Option) func(http.Handler) http.Handler {
+	if g == nil {
+		panic("middleware.HTTP: nil Guard")
+	}
+	cfg := newConfig(kindHTTP, opts)
+	return func(next http.Handler) http.Handler {
+		if next == nil {
+			panic("middleware.HTTP: nil http.Handler")
+		}
+		return &guarded{g: g, next: next, cfg: cfg}
+	}
+}
+
+type guarded struct {
+	g    *revguard.Guard[*http.Request]
+	next http.Handler
+	cfg  *config
+}
+
+// exchange is what one request needs, in one allocation.
+type exchange struct {
+	next   http.Handler
+	rw     responseWriter
+	body   body
+	noBody bool // the request came without a body, and the inner handler must see it so
+	ran    bool // the inner handler was called
+}
+
+func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Refused before any store call: an oversized request changes nothing.
+	if r.ContentLength > h.cfg.maxBody {
+		h.tooLarge(w, fmt.Sprintf("Content-Length %d is above the limit of %d bytes", r.ContentLength, h.cfg.maxBody))
+		return
+	}
+	orig := r.Body
+	x := &exchange{next: h.next, rw: responseWriter{w: w}, body: body{src: orig, cfg: h.cfg, limit: h.cfg.maxBody}}
+	if orig == nil || orig == http.NoBody {
+		x.body.src, x.noBody = http.NoBody, true
+	}
+	r.Body = &x.body
+	out, err := h.g.Handle(r.Context(), r, x.serve)
+	r.Body = orig
+	switch {
+	case x.rw.sent():
+		// The inner response stands whatever happened after it: a failed
+		// commit leaves the revision unrecorded, so a redelivery of it runs
+		// the handler again, as at-least-once delivery allows.
+	case err == nil && x.ran:
+		// The handler sent nothing and net/http answers 200 for it.
+	case err == nil:
+		h.drop(w, out)
+	default:
+		h.fail(w, err)
+	}
+}
+
+// serve runs the inner handler as the guard's Handler. A panic is not
+// recovered: the guard releases the claim as it passes, and net/http (or the
+// application's recovery middleware) gets the original value and stack.
+func (x *exchange) serve(ctx context.Context, r *http.Request) error {
+	x.ran = true
+	// The guard's context ends when the claim is lost; the handler should
+	// stop then.
+	if ctx != r.Context() {
+		r = r.WithContext(ctx)
+	}
+	if x.noBody {
+		r.Body = http.NoBody
+	}
+	x.next.ServeHTTP(&x.rw, r)
+	if x.rw.status >= 500 {
+		return fmt.Errorf("middleware: the handler answered %d", x.rw.status)
+	}
+	return nil
+}
+
+func (h *guarded) drop(w http.ResponseWriter, out revguard.Outcome) {
+	w.Header().Set(OutcomeHeader, out.String())
+	w.WriteHeader(h.cfg.drop)
+}
+
+// fail answers an error from the guard that the inner handler did not
+// answer itself. Anything it does not recognise is a store failure: 503,
+// never 500, so that the sender retries.
+func (h *guarded) fail(w http.ResponseWriter, err error) {
+	var fe *FieldError
+	detail := ""
+	if errors.As(err, &fe) {
+		detail = fe.detail()
+	}
+	switch {
+	case errors.Is(err, ErrBodyTooLarge):
+		h.tooLarge(w, "the body is "+detail)
+	case errors.Is(err, revguard.ErrInvalidKey):
+		writeProblem(w, http.StatusBadRequest, typeInvalidKey, "Invalid entity key", or(detail, err, revguard.ErrInvalidKey))
+	case errors.Is(err, revguard.ErrInvalidRevision):
+		writeProblem(w, http.StatusBadRequest, typeInvalidRevision, "Invalid revision", or(detail, err, revguard.ErrInvalidRevision))
+	case errors.Is(err, revguard.ErrInvalidEvent):
+		writeProblem(w, http.StatusBadRequest, typeInvalidEvent, "Unusable event", or(detail, err, revguard.ErrInvalidEvent))
+	case errors.Is(err, revguard.ErrInFlight):
+		h.retry(w, http.StatusConflict, typeInFlight, "Another delivery of this entity is in flight", reason(err, revguard.ErrInFlight))
+	case errors.Is(err, revguard.ErrGap):
+		h.retry(w, http.StatusConflict, typeGap, "Earlier revisions must be applied first", reason(err, revguard.ErrGap))
+	case errors.Is(err, revguard.ErrLeaseLost):
+		h.retry(w, http.StatusConflict, typeLeaseLost, "The claim on this entity was lost", "the revision was not recorded")
+	default:
+		// The store's error may name hosts and addresses; the sender needs
+		// none of it. The guard's logger and observer see it whole.
+		h.retry(w, http.StatusServiceUnavailable, typeBlank, "Service Unavailable", "the revision store could not be reached")
+	}
+}
+
+// or returns detail, or else err's message without the sentinel's.
+func or(detail string, err, sentinel error) string {
+	if detail != "" {
+		return detail
+	}
+	return reason(err, sentinel)
+}
+
+func (h *guarded) retry(w http.ResponseWriter, status int, typ, title, detail string) {
+	w.Header().Set("Retry-After", h.cfg.retryAfter)
+	writeProblem(w, status, typ, title, detail+"; retry in "+h.cfg.retryAfter+"s")
+}
+
+func (h *guarded) tooLarge(w http.ResponseWriter, detail string) {
+	// The rest of a large body is not worth reading just to keep the
+	// connection.
+	w.Header().Set("Connection", "close")
+	writeProblem(w, http.StatusRequestEntityTooLarge, typeBodyTooLarge, "Request body too large", detail)
+}
