@@ -6,10 +6,11 @@
 set -euo pipefail
 
 dir=${REVGUARD_SERVERS_DIR:-$(pwd)/.servers}
-redis_port=16379
-cluster_ports=(17001 17002 17003)
-pg_port=15432
-my_port=13306
+off=${REVGUARD_PORT_OFFSET:-0} # to run a second set beside the first
+redis_port=$((16379 + off))
+cluster_ports=($((17001 + off)) $((17002 + off)) $((17003 + off)))
+pg_port=$((15432 + off))
+my_port=$((13306 + off))
 pg_bin=/usr/lib/postgresql/15/bin
 pg_user=revguard
 
