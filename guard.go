@@ -234,22 +234,51 @@ func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Hand
 	}()
 	dead, err = g.call(hctx, h, event)
 	running = false
-	lost := g.keeper.stop(l)
 	// A consumer shutting down still records what its handler finished.
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
-	if err != nil || lost != nil {
+	if err != nil || l.isLost() {
+		lost := g.keeper.stop(l)
 		_ = g.store.Release(ctx, req.Namespace, req.Key, req.Token)
 		if lost != nil {
 			return false, lost
 		}
 		return false, err
 	}
-	if err := g.store.Commit(ctx, req.Namespace, req.Key, req.Token); err != nil {
+	// The keeper goes on renewing while the commit is retried.
+	err = g.commit(ctx, l, req)
+	lost := g.keeper.stop(l)
+	if err != nil {
+		if lost != nil && !errors.Is(err, ErrLeaseLost) {
+			err = fmt.Errorf("%w (%w)", lost, err)
+		}
 		return false, storeError("commit", req.Key, req.Rev, err)
 	}
 	return dead, nil
+}
+
+// commit commits req's claim, retrying while the store cannot be reached
+// and the lease still holds: the handler's work is done, and giving up
+// early would make the redelivery run it again. Every store call is safe to
+// retry (a retried commit answers nil).
+func (g *Guard[T]) commit(ctx context.Context, l *lease, req *Request) error {
+	deadline := time.Now().Add(g.cfg.lease)
+	wait := 10 * time.Millisecond
+	for {
+		err := g.store.Commit(ctx, req.Namespace, req.Key, req.Token)
+		if err == nil || errors.Is(err, ErrLeaseLost) || l.isLost() || ctx.Err() != nil ||
+			time.Now().Add(wait).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		wait = min(2*wait, time.Second)
+	}
 }
 
 // outcome turns a store's verdict into what Handle returns.

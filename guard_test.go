@@ -456,3 +456,35 @@ func TestConcurrentDeliveriesRunOnce(t *testing.T) {
 	}
 	assert.Equal(t, int32(1), runs.Load())
 }
+
+// flakyCommit fails the first n commits as an unreachable store would.
+type flakyCommit struct {
+	revguard.Store
+	n atomic.Int32
+}
+
+func (f *flakyCommit) Commit(ctx context.Context, ns, key string, t revguard.Token) error {
+	if f.n.Add(-1) >= 0 {
+		return errors.New("connection refused")
+	}
+	return f.Store.Commit(ctx, ns, key, t)
+}
+
+func TestCommitRetriedThroughShortOutage(t *testing.T) {
+	ctx := context.Background()
+	s := &flakyCommit{Store: memstore.New()}
+	s.n.Store(3)
+	g := revguard.New(s, extract, revguard.WithLease(2*time.Second))
+	runs := 0
+	out, err := g.Handle(ctx, event{Key: "k", Rev: 1}, func(context.Context, event) error { runs++; return nil })
+	require.NoError(t, err, "the handler's work is done: the commit is retried while the lease holds")
+	assert.Equal(t, revguard.Applied, out)
+	out, _ = g.Handle(ctx, event{Key: "k", Rev: 1}, func(context.Context, event) error { runs++; return nil })
+	assert.Equal(t, revguard.Duplicate, out)
+	assert.Equal(t, 1, runs)
+
+	s.n.Store(1000)
+	_, err = revguard.New(s, extract, revguard.WithLease(60*time.Millisecond)).
+		Handle(ctx, event{Key: "j", Rev: 1}, func(context.Context, event) error { return nil })
+	assert.ErrorContains(t, err, "connection refused", "an outage longer than the lease is an error")
+}

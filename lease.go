@@ -125,6 +125,8 @@ func (k *keeper) stop(l *lease) error {
 	return lost
 }
 
+func (l *lease) isLost() bool { return l.lost.Load() != nil }
+
 func (k *keeper) loop() {
 	t := time.NewTicker(k.tick)
 	defer t.Stop()
