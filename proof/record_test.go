@@ -1,0 +1,204 @@
+package proof
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/revguard/revguard"
+)
+
+// errDead is what a dead consumer's store calls answer: its process is
+// gone, so nothing it would send reaches the store.
+var errDead = errors.New("proof: this consumer is dead")
+
+// A decision is one Claim (or Transact) a guard made, as the guard saw it.
+type decision struct {
+	consumer   int
+	key        string
+	rev        revguard.Revision
+	advance    bool
+	start, end time.Time
+	verdict    revguard.Verdict // 0 when err is set
+	err        error
+}
+
+// callLog collects the decisions of every consumer of one storm, and the
+// outcome of every other store call for the outage checks.
+type callLog struct {
+	mu        sync.Mutex
+	decisions []decision
+	calls     []call
+}
+
+// call is any store call: when it ran and whether it failed.
+type call struct {
+	op         string
+	start, end time.Time
+	err        error
+}
+
+func (l *callLog) decided(d decision) {
+	l.mu.Lock()
+	l.decisions = append(l.decisions, d)
+	l.mu.Unlock()
+}
+
+func (l *callLog) called(op string, start time.Time, err error) {
+	end := time.Now()
+	l.mu.Lock()
+	l.calls = append(l.calls, call{op, start, end, err})
+	l.mu.Unlock()
+}
+
+// recStore is the store as one consumer process reaches it: every call is
+// recorded and bounded by a timeout, and once the consumer is killed every
+// call fails as if the process were gone.
+type recStore struct {
+	inner    revguard.Store
+	log      *callLog
+	consumer int
+	timeout  time.Duration
+	dead     atomic.Bool
+}
+
+var _ revguard.Store = (*recStore)(nil)
+
+// recTxStore is a recStore whose store has transactions.
+type recTxStore struct {
+	*recStore
+	tx      revguard.Transactor
+	handler time.Duration // the longest a handler may hold its transaction
+}
+
+var _ revguard.Transactor = (*recTxStore)(nil)
+
+func (r *recStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, r.timeout)
+}
+
+func (r *recStore) Claim(ctx context.Context, req revguard.Request) (revguard.Reply, error) {
+	start := time.Now()
+	if r.dead.Load() {
+		return revguard.Reply{}, errDead
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	res, err := r.inner.Claim(ctx, req)
+	d := decision{consumer: r.consumer, key: req.Key, rev: req.Rev, advance: req.Advance, start: start, end: time.Now(), err: err}
+	if err == nil {
+		d.verdict = res.Verdict
+	}
+	r.log.decided(d)
+	r.log.called("claim", start, err)
+	return res, err
+}
+
+func (r *recStore) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revguard.Reply, error) {
+	out := make([]revguard.Reply, len(reqs))
+	for i := range reqs {
+		res, err := r.Claim(ctx, reqs[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = res
+	}
+	return out, nil
+}
+
+func (r *recStore) Renew(ctx context.Context, ns, key string, token revguard.Token, lease time.Duration) error {
+	start := time.Now()
+	if r.dead.Load() {
+		return errDead
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	err := r.inner.Renew(ctx, ns, key, token, lease)
+	r.log.called("renew", start, err)
+	return err
+}
+
+func (r *recStore) Commit(ctx context.Context, ns, key string, token revguard.Token) error {
+	start := time.Now()
+	if r.dead.Load() {
+		return errDead
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	err := r.inner.Commit(ctx, ns, key, token)
+	r.log.called("commit", start, err)
+	return err
+}
+
+func (r *recStore) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]error, error) {
+	out := make([]error, len(commits))
+	for i, c := range commits {
+		err := r.Commit(ctx, c.Namespace, c.Key, c.Token)
+		if err != nil && !errors.Is(err, revguard.ErrLeaseLost) {
+			return nil, err
+		}
+		out[i] = err
+	}
+	return out, nil
+}
+
+func (r *recStore) Release(ctx context.Context, ns, key string, token revguard.Token) error {
+	start := time.Now()
+	if r.dead.Load() {
+		return errDead
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	err := r.inner.Release(ctx, ns, key, token)
+	r.log.called("release", start, err)
+	return err
+}
+
+func (r *recStore) Peek(ctx context.Context, ns, key string) (revguard.State, error) {
+	if r.dead.Load() {
+		return revguard.State{}, errDead
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	return r.inner.Peek(ctx, ns, key)
+}
+
+func (r *recStore) Set(ctx context.Context, ns, key string, rev revguard.Revision) error {
+	if r.dead.Load() {
+		return errDead
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	return r.inner.Set(ctx, ns, key, rev)
+}
+
+func (r *recStore) Forget(ctx context.Context, ns, key string) error {
+	if r.dead.Load() {
+		return errDead
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	return r.inner.Forget(ctx, ns, key)
+}
+
+func (r *recTxStore) Transact(ctx context.Context, req revguard.Request, fn func(context.Context) error) (revguard.Reply, error) {
+	start := time.Now()
+	if r.dead.Load() {
+		return revguard.Reply{}, errDead
+	}
+	// The bound covers the handler too: a transaction whose consumer died
+	// is rolled back when it runs out, as a database rolls back the
+	// transaction of a connection that went away.
+	ctx, cancel := context.WithTimeout(ctx, r.timeout+r.handler)
+	defer cancel()
+	res, err := r.tx.Transact(ctx, req, fn)
+	d := decision{consumer: r.consumer, key: req.Key, rev: req.Rev, advance: true, start: start, end: time.Now(), err: err}
+	if err == nil || res.Verdict != 0 {
+		d.verdict = res.Verdict
+	}
+	r.log.decided(d)
+	r.log.called("transact", start, err)
+	return res, err
+}
