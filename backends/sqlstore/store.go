@@ -191,6 +191,12 @@ func (s *Store) retry(ctx context.Context, what string, op func() error) error {
 			return err
 		}
 		if !s.d.retryable(err) {
+			// database/sql reports a deadline that passed mid-transaction as
+			// "bad connection" or "already rolled back": name the cause, as
+			// the Store contract asks, so errors.Is finds it.
+			if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
+				return fmt.Errorf("sqlstore: %s: %w (%w)", what, cerr, err)
+			}
 			return fmt.Errorf("sqlstore: %s: %w", what, err)
 		}
 		if attempt >= s.retries {
