@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/revguard/revguard/internal/text"
 )
 
 // Result is what HandleBatch did with one event: what Handle would return.
@@ -149,7 +151,7 @@ func (b *batch[T]) settle(k *keyRun, out Outcome, err error) {
 		if err == nil {
 			return
 		}
-		err = fmt.Errorf("%w: %s revision %d earlier in the batch was not applied: %v", ErrGap, quote(k.key), cur.rev, err)
+		err = fmt.Errorf("%w: %s revision %d earlier in the batch was not applied: %v", ErrGap, text.Quote(k.key), cur.rev, err)
 		for _, r := range rest {
 			for _, i := range r.events {
 				b.finish(i, k.key, r.rev, k.state, 0, err)

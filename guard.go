@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"sync/atomic"
 	"time"
+
+	"github.com/revguard/revguard/internal/text"
 )
 
 // Handler processes one event. A nil error means the event's effects are done.
@@ -176,7 +178,7 @@ func (g *Guard[T]) read(event T) (string, Revision, error) {
 		now, _ := Timestamp(g.cfg.now())
 		if limit := uint64(now) + uint64(g.cfg.skew); uint64(rev) > limit && limit > uint64(now) {
 			return key, rev, fmt.Errorf("%w: revision %d of %s is %s ahead of the clock, beyond WithMaxFutureSkew(%s)",
-				ErrInvalidRevision, rev, quote(key), time.Duration(uint64(rev)-uint64(now)), g.cfg.skew)
+				ErrInvalidRevision, rev, text.Quote(key), time.Duration(uint64(rev)-uint64(now)), g.cfg.skew)
 		}
 	}
 	return key, rev, nil
@@ -291,22 +293,22 @@ func (g *Guard[T]) outcome(req *Request, res Reply) (Outcome, error) {
 	case Old:
 		return Stale, nil
 	case Busy:
-		return 0, fmt.Errorf("%w: %s revision %d", ErrInFlight, quote(req.Key), req.Rev)
+		return 0, fmt.Errorf("%w: %s revision %d", ErrInFlight, text.Quote(req.Key), req.Rev)
 	case Gap:
 		want := req.First
 		if res.State.Exists {
 			want = res.State.Applied + 1
 		}
-		return 0, fmt.Errorf("%w: %s revision %d must wait for revision %d", ErrGap, quote(req.Key), req.Rev, want)
+		return 0, fmt.Errorf("%w: %s revision %d must wait for revision %d", ErrGap, text.Quote(req.Key), req.Rev, want)
 	case TooFar:
 		return 0, fmt.Errorf("%w: %s revision %d is %d above the applied %d, beyond WithMaxStep(%d)",
-			ErrInvalidRevision, quote(req.Key), req.Rev, req.Rev-res.State.Applied, res.State.Applied, req.MaxStep)
+			ErrInvalidRevision, text.Quote(req.Key), req.Rev, req.Rev-res.State.Applied, res.State.Applied, req.MaxStep)
 	}
-	return 0, fmt.Errorf("revguard: store %T answered unknown verdict %d for %s", g.store, res.Verdict, quote(req.Key))
+	return 0, fmt.Errorf("revguard: store %T answered unknown verdict %d for %s", g.store, res.Verdict, text.Quote(req.Key))
 }
 
 func storeError(op, key string, rev Revision, err error) error {
-	return fmt.Errorf("revguard: %s %s revision %d: %w", op, quote(key), rev, err)
+	return fmt.Errorf("revguard: %s %s revision %d: %w", op, text.Quote(key), rev, err)
 }
 
 // Applied returns the entity's applied revision; ok is false when nothing

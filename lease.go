@@ -7,6 +7,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/revguard/revguard/internal/text"
 )
 
 // A lease keeps claims alive while a handler runs: the guard's keeper renews
@@ -175,7 +177,7 @@ func (k *keeper) renew(l *lease, tick uint64) {
 	var err error
 	for _, c := range l.claims {
 		if err = k.store.Renew(ctx, c.Namespace, c.Key, c.Token, k.length); err != nil {
-			err = fmt.Errorf("renewing %s: %w", quote(c.Key), err)
+			err = fmt.Errorf("renewing %s: %w", text.Quote(c.Key), err)
 			break
 		}
 	}

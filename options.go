@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"time"
 	"unicode/utf8"
+
+	"github.com/revguard/revguard/internal/text"
 )
 
 // Mode says when the guard records a revision as applied.
@@ -88,7 +90,7 @@ const MaxNamespaceLen = 255
 // bytes. The default is "" (one shared namespace).
 func WithNamespace(ns string) Option {
 	if len(ns) > MaxNamespaceLen || !utf8.ValidString(ns) {
-		panic(fmt.Sprintf("revguard: WithNamespace(%s): want valid UTF-8 of at most %d bytes", quote(ns), MaxNamespaceLen))
+		panic(fmt.Sprintf("revguard: WithNamespace(%s): want valid UTF-8 of at most %d bytes", text.Quote(ns), MaxNamespaceLen))
 	}
 	return func(c *config) { c.namespace = ns }
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/revguard/revguard/internal/text"
 )
 
 // Revision orders the events of one entity. Counters are used as they are;
@@ -42,41 +44,23 @@ func ParseRevision(s string) (Revision, error) {
 	if s == "" {
 		return 0, fmt.Errorf("%w: empty string", ErrInvalidRevision)
 	}
-	if allDigits(s) {
+	if text.AllDigits(s) {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %s is above the largest revision %d", ErrInvalidRevision, quote(s), uint64(math.MaxUint64))
+			return 0, fmt.Errorf("%w: %s is above the largest revision %d", ErrInvalidRevision, text.Quote(s), uint64(math.MaxUint64))
 		}
 		return Revision(n), nil
 	}
 	// Only a string shaped like a date is tried as one, so that "-5" or "1e9"
 	// get the plain message rather than a time-parsing one.
-	if len(s) >= 20 && s[4] == '-' && allDigits(s[:4]) {
+	if len(s) >= 20 && s[4] == '-' && text.AllDigits(s[:4]) {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %s is not an RFC 3339 timestamp: %v", ErrInvalidRevision, quote(s), err)
+			return 0, fmt.Errorf("%w: %s is not an RFC 3339 timestamp: %v", ErrInvalidRevision, text.Quote(s), err)
 		}
 		return Timestamp(t)
 	}
-	return 0, fmt.Errorf("%w: %s is neither a decimal integer nor an RFC 3339 timestamp", ErrInvalidRevision, quote(s))
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// quote keeps error messages short and printable whatever the input holds.
-func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		return strconv.Quote(s[:max]) + fmt.Sprintf("... (%d bytes)", len(s))
-	}
-	return strconv.Quote(s)
+	return 0, fmt.Errorf("%w: %s is neither a decimal integer nor an RFC 3339 timestamp", ErrInvalidRevision, text.Quote(s))
 }
 
 // Outcome is what the guard did with an event whose error was nil.
@@ -138,7 +122,7 @@ func CheckKey(key string) error {
 	case len(key) > MaxKeyLen:
 		return fmt.Errorf("%w: %d bytes, above the limit of %d", ErrInvalidKey, len(key), MaxKeyLen)
 	case !utf8.ValidString(key):
-		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidKey, quote(key))
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidKey, text.Quote(key))
 	}
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/revguard/revguard"
+	"github.com/revguard/revguard/internal/text"
 )
 
 // FieldError is the error an extractor returns: the part of the request it
@@ -142,7 +143,7 @@ func ceHeader(h http.Header, name, attr string, sentinel error) (string, bool, e
 	}
 	d, err := url.PathUnescape(v)
 	if err != nil {
-		return "", true, &FieldError{Field: field, Reason: "bad percent-encoding: " + quote(v), Err: sentinel}
+		return "", true, &FieldError{Field: field, Reason: "bad percent-encoding: " + text.Quote(v), Err: sentinel}
 	}
 	return d, true, nil
 }
@@ -292,7 +293,7 @@ func checkKey(field, key string) error {
 // length will do, since Key hashes long keys, but not invalid UTF-8.
 func checkPart(field, s string) error {
 	if !utf8.ValidString(s) {
-		return &FieldError{Field: field, Reason: quote(s) + " is not valid UTF-8", Err: revguard.ErrInvalidKey}
+		return &FieldError{Field: field, Reason: text.Quote(s) + " is not valid UTF-8", Err: revguard.ErrInvalidKey}
 	}
 	return nil
 }
@@ -306,15 +307,15 @@ func parseRevision(cfg *config, field, s string) (revguard.Revision, error) {
 	}
 	// ParseRevision reads digits as a counter and anything else it accepts
 	// as a timestamp.
-	if !allDigits(s) {
+	if !text.AllDigits(s) {
 		return rev, checkFuture(cfg, field, s, rev)
 	}
 	return rev, nil
 }
 
 func parseCounter(field, s string) (revguard.Revision, error) {
-	if !allDigits(s) || s == "" {
-		return 0, &FieldError{Field: field, Reason: quote(s) + " is not a decimal integer", Err: revguard.ErrInvalidRevision}
+	if !text.AllDigits(s) || s == "" {
+		return 0, &FieldError{Field: field, Reason: text.Quote(s) + " is not a decimal integer", Err: revguard.ErrInvalidRevision}
 	}
 	rev, err := revguard.ParseRevision(s)
 	if err != nil {
@@ -326,7 +327,7 @@ func parseCounter(field, s string) (revguard.Revision, error) {
 func parseTime(cfg *config, field, s string) (revguard.Revision, error) {
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return 0, &FieldError{Field: field, Reason: quote(s) + " is not an RFC 3339 timestamp", Err: revguard.ErrInvalidRevision}
+		return 0, &FieldError{Field: field, Reason: text.Quote(s) + " is not an RFC 3339 timestamp", Err: revguard.ErrInvalidRevision}
 	}
 	rev, err := revguard.Timestamp(t)
 	if err != nil {
@@ -352,7 +353,7 @@ func checkFuture(cfg *config, field, s string, rev revguard.Revision) error {
 	}
 	return &FieldError{
 		Field:  field,
-		Reason: fmt.Sprintf("%s is more than %s ahead of the receiver's clock", quote(s), cfg.skew),
+		Reason: fmt.Sprintf("%s is more than %s ahead of the receiver's clock", text.Quote(s), cfg.skew),
 		Err:    revguard.ErrInvalidRevision,
 	}
 }
@@ -361,24 +362,6 @@ func checkFuture(cfg *config, field, s string, rev revguard.Revision) error {
 // puts back in front.
 func reason(err, sentinel error) string {
 	return strings.TrimPrefix(err.Error(), sentinel.Error()+": ")
-}
-
-func allDigits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// quote keeps messages short and printable whatever the input holds.
-func quote(s string) string {
-	const max = 64
-	if len(s) > max {
-		return strconv.Quote(s[:max]) + fmt.Sprintf("... (%d bytes)", len(s))
-	}
-	return strconv.Quote(s)
 }
 
 // mediaType returns the media type of a Content-Type value, lower case,

@@ -12,6 +12,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/revguard/revguard"
+	"github.com/revguard/revguard/internal/text"
 )
 
 // lookup returns, for each path, the raw JSON value reached by following its
@@ -229,7 +230,7 @@ func jsonKey(field string, raw json.RawMessage) (string, error) {
 		key = s
 	case raw[0] == '-' || ('0' <= raw[0] && raw[0] <= '9'):
 		s := string(raw)
-		if !allDigits(strings.TrimPrefix(s, "-")) {
+		if !text.AllDigits(strings.TrimPrefix(s, "-")) {
 			return "", &FieldError{Field: field, Reason: s + " is not an integer", Err: revguard.ErrInvalidKey}
 		}
 		key = s
@@ -258,11 +259,11 @@ func jsonCounter(field string, raw json.RawMessage) (revguard.Revision, error) {
 	s := string(raw)
 	switch {
 	case raw[0] == '-':
-		return 0, &FieldError{Field: field, Reason: quote(s) + " is negative", Err: revguard.ErrInvalidRevision}
+		return 0, &FieldError{Field: field, Reason: text.Quote(s) + " is negative", Err: revguard.ErrInvalidRevision}
 	case raw[0] < '0' || raw[0] > '9':
 		return 0, &FieldError{Field: field, Reason: "is " + kindOf(raw) + ", not an integer or a string", Err: revguard.ErrInvalidRevision}
-	case !allDigits(s):
-		return 0, &FieldError{Field: field, Reason: quote(s) + " is not an integer", Err: revguard.ErrInvalidRevision}
+	case !text.AllDigits(s):
+		return 0, &FieldError{Field: field, Reason: text.Quote(s) + " is not an integer", Err: revguard.ErrInvalidRevision}
 	}
 	return parseCounter(field, s)
 }

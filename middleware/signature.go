@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/revguard/revguard/internal/text"
 )
 
 // GitHubSignature returns middleware that passes a request on only if its
@@ -208,12 +210,12 @@ func parseStripeSignature(h string) (stripeHeader, error) {
 			if hasT && val != sh.t {
 				return stripeHeader{}, errors.New("two different timestamps t")
 			}
-			if val == "" || len(val) > 19 || !allDigits(val) {
-				return stripeHeader{}, fmt.Errorf("timestamp t=%s is not a Unix time in seconds", quote(val))
+			if val == "" || len(val) > 19 || !text.AllDigits(val) {
+				return stripeHeader{}, fmt.Errorf("timestamp t=%s is not a Unix time in seconds", text.Quote(val))
 			}
 			n, err := strconv.ParseInt(val, 10, 64)
 			if err != nil {
-				return stripeHeader{}, fmt.Errorf("timestamp t=%s is not a Unix time in seconds", quote(val))
+				return stripeHeader{}, fmt.Errorf("timestamp t=%s is not a Unix time in seconds", text.Quote(val))
 			}
 			sh.t, sh.unix, hasT = val, n, true
 		case "v1":

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/revguard/revguard"
+	"github.com/revguard/revguard/internal/text"
 )
 
 // Each script is one file under lua/ whose header names its KEYS, ARGV and
@@ -67,7 +68,7 @@ func (s *Store) scriptError(sc script, keys []string, err error) error {
 			idx, what, _ := strings.Cut(msg, " ")
 			if i, e := strconv.Atoi(idx); e == nil && i >= 1 && i <= len(keys) {
 				return fmt.Errorf("%w: %s: key %s %s (not written by revguard; inspect it with redis-cli, then Set or Forget the entity, or delete the key)",
-					ErrCorrupt, sc.name, quote(keys[i-1]), what)
+					ErrCorrupt, sc.name, text.Quote(keys[i-1]), what)
 			}
 			return fmt.Errorf("%w: %s: %s", ErrCorrupt, sc.name, msg)
 		}
@@ -125,16 +126,7 @@ func state(sc script, key string, v any) (revguard.State, error) {
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil || strconv.FormatUint(n, 10) != s {
 		return revguard.State{}, fmt.Errorf("%w: %s: key %s field rev holds %s, not a revision in decimal",
-			ErrCorrupt, sc.name, quote(key), quote(s))
+			ErrCorrupt, sc.name, text.Quote(key), text.Quote(s))
 	}
 	return revguard.State{Applied: revguard.Revision(n), Exists: true}, nil
-}
-
-// quote keeps error messages short and printable whatever a key holds.
-func quote(s string) string {
-	const max = 96
-	if len(s) > max {
-		return strconv.Quote(s[:max]) + fmt.Sprintf("... (%d bytes)", len(s))
-	}
-	return strconv.Quote(s)
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/revguard/revguard"
+	"github.com/revguard/revguard/internal/text"
 )
 
 // ErrCorrupt is returned, wrapped with the key's name, when a key in the
@@ -224,11 +225,11 @@ func leaseError(sc script, key string, code int64) error {
 	case 1:
 		return nil
 	case 2:
-		return fmt.Errorf("%w: %s holds no claim", revguard.ErrLeaseLost, quote(key))
+		return fmt.Errorf("%w: %s holds no claim", revguard.ErrLeaseLost, text.Quote(key))
 	case 3:
-		return fmt.Errorf("%w: %s is claimed by another token", revguard.ErrLeaseLost, quote(key))
+		return fmt.Errorf("%w: %s is claimed by another token", revguard.ErrLeaseLost, text.Quote(key))
 	case 4:
-		return fmt.Errorf("%w: the claim on %s expired", revguard.ErrLeaseLost, quote(key))
+		return fmt.Errorf("%w: the claim on %s expired", revguard.ErrLeaseLost, text.Quote(key))
 	}
 	return replyError(sc, code)
 }

@@ -191,13 +191,7 @@ func (s *Store) pgClaimBatch(ctx context.Context, q querier, sh shape, idx []int
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	var refused []int
-	for j, i := range idx {
-		if !done[j] {
-			refused = append(refused, i)
-		}
-	}
-	return refused, nil
+	return notDone(idx, done), nil
 }
 
 func (s *Store) pgCommit(ctx context.Context, commits []revguard.Commit, ents []entity, order []int, out []error) error {
@@ -289,13 +283,7 @@ func (s *Store) pgCommitBatch(ctx context.Context, idx []int, commits []revguard
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	var refused []int
-	for j, i := range idx {
-		if !done[j] {
-			refused = append(refused, i)
-		}
-	}
-	return refused, nil
+	return notDone(idx, done), nil
 }
 
 // pgRead reads the rows of ents[idx] as they are now, one row per index,
@@ -406,4 +394,16 @@ func (s *Store) pgSet(ctx context.Context, e entity, rev revguard.Revision) erro
 		return errCollision(e)
 	}
 	return nil
+}
+
+// notDone returns the entries of idx whose statement row did not come back:
+// the requests the statement refused.
+func notDone(idx []int, done []bool) []int {
+	var refused []int
+	for j, i := range idx {
+		if !done[j] {
+			refused = append(refused, i)
+		}
+	}
+	return refused
 }

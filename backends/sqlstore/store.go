@@ -248,19 +248,10 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revg
 	if len(reqs) == 0 {
 		return out, nil
 	}
-	ents := make([]entity, len(reqs))
-	for i := range reqs {
-		e, err := newEntity(reqs[i].Namespace, reqs[i].Key)
-		if err != nil {
-			return nil, err
-		}
-		ents[i] = e
-	}
-	order := byID(ents)
-	if err := checkDistinct(ents, order); err != nil {
+	ents, order, err := entities(len(reqs), func(i int) (string, string) { return reqs[i].Namespace, reqs[i].Key })
+	if err != nil {
 		return nil, err
 	}
-	var err error
 	if s.d == Postgres {
 		err = s.retry(ctx, "claim", func() error { return s.pgClaim(ctx, s.db, reqs, ents, order, out) })
 	} else {
@@ -288,19 +279,10 @@ func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]e
 	if len(commits) == 0 {
 		return out, nil
 	}
-	ents := make([]entity, len(commits))
-	for i, c := range commits {
-		e, err := newEntity(c.Namespace, c.Key)
-		if err != nil {
-			return nil, err
-		}
-		ents[i] = e
-	}
-	order := byID(ents)
-	if err := checkDistinct(ents, order); err != nil {
+	ents, order, err := entities(len(commits), func(i int) (string, string) { return commits[i].Namespace, commits[i].Key })
+	if err != nil {
 		return nil, err
 	}
-	var err error
 	if s.d == Postgres {
 		err = s.retry(ctx, "commit", func() error { return s.pgCommit(ctx, commits, ents, order, out) })
 	} else {
@@ -487,4 +469,22 @@ func (s *Store) Transact(ctx context.Context, req revguard.Request, fn func(cont
 		return out[0], he.err
 	}
 	return out[0], err
+}
+
+// entities names a batch's n entities, with their positions in row-lock
+// order; the batch must name each entity once.
+func entities(n int, name func(i int) (ns, key string)) ([]entity, []int, error) {
+	ents := make([]entity, n)
+	for i := range ents {
+		e, err := newEntity(name(i))
+		if err != nil {
+			return nil, nil, err
+		}
+		ents[i] = e
+	}
+	order := byID(ents)
+	if err := checkDistinct(ents, order); err != nil {
+		return nil, nil, err
+	}
+	return ents, order, nil
 }
