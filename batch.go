@@ -187,6 +187,20 @@ func (b *batch[T]) run(ctx context.Context, round []*keyRun, h Handler[T]) {
 		}
 		return
 	}
+	if g.cache != nil {
+		round = slices.DeleteFunc(round, func(k *keyRun) bool {
+			out, st, ok := g.cached(k.key, k.revs[k.next].rev)
+			if ok {
+				k.state = st
+				b.settle(k, out, nil)
+			}
+			return ok
+		})
+		if len(round) == 0 {
+			return
+		}
+	}
+	epoch := g.cache.now()
 	reqs := make([]Request, len(round))
 	for i, k := range round {
 		reqs[i] = g.request(k.key, k.revs[k.next].rev)
@@ -205,6 +219,8 @@ func (b *batch[T]) run(ctx context.Context, round []*keyRun, h Handler[T]) {
 	var granted []int
 	for i, k := range round {
 		k.state = res[i].State
+		// An advance is recorded whatever its handler does.
+		g.learn(k.key, k.state, reqs[i].Rev, res[i].Verdict == Granted && g.cfg.mode == AtMostOnce, epoch)
 		if res[i].Verdict == Granted {
 			granted = append(granted, i)
 			continue
@@ -223,12 +239,12 @@ func (b *batch[T]) run(ctx context.Context, round []*keyRun, h Handler[T]) {
 		}
 		return
 	}
-	b.runClaimed(ctx, round, reqs, granted, h)
+	b.runClaimed(ctx, round, reqs, granted, h, epoch)
 }
 
 // runClaimed runs the handlers of the granted claims under one lease, then
 // commits the ones that succeeded in one call and releases the others.
-func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Request, granted []int, h Handler[T]) {
+func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Request, granted []int, h Handler[T], epoch uint64) {
 	g := b.g
 	claims := make([]Commit, len(granted))
 	for j, i := range granted {
@@ -283,6 +299,7 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 		if errs[j] != nil {
 			b.settle(round[i], 0, errs[j])
 		} else {
+			g.learn(round[i].key, round[i].state, reqs[i].Rev, true, epoch)
 			b.settle(round[i], appliedOr(dead[j]), nil)
 		}
 	}

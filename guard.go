@@ -36,6 +36,7 @@ type Guard[T any] struct {
 
 	deadLetter func(context.Context, T, error) error
 	keeper     *keeper
+	cache      *dropCache // nil unless WithDropCache
 
 	tokenHi uint64
 	tokenLo atomic.Uint64
@@ -77,6 +78,12 @@ func New[T any](store Store, extract Extractor[T], opts ...Option) *Guard[T] {
 			panic(fmt.Sprintf("revguard: New: WithDeadLetter takes %T, not a callback for this guard's events", cfg.deadLetter))
 		}
 		g.deadLetter = dl
+	}
+	if cfg.cacheSize > 0 {
+		if e, ok := store.(Expiring); ok && e.Expires() {
+			panic(fmt.Sprintf("revguard: New: WithDropCache(%d) over %T, whose entities expire: an expired entity applies revisions the cache would drop", cfg.cacheSize, store))
+		}
+		g.cache = newDropCache(cfg.cacheSize)
 	}
 	var seed [8]byte
 	if _, err := rand.Read(seed[:]); err != nil {
@@ -134,6 +141,28 @@ func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, 
 	return out, err
 }
 
+// cached answers a drop the drop cache knows of, without a store call.
+func (g *Guard[T]) cached(key string, rev Revision) (Outcome, State, bool) {
+	out, applied, ok := g.cache.drop(key, rev)
+	if !ok {
+		return 0, State{}, false
+	}
+	g.stats.cached.Add(1)
+	return out, State{Applied: applied, Exists: true}, true
+}
+
+// learn tells the drop cache what a store call that began at epoch saw:
+// st.Applied was applied then, and so was rev when the call applied it.
+func (g *Guard[T]) learn(key string, st State, rev Revision, applied bool, epoch uint64) {
+	switch {
+	case g.cache == nil:
+	case applied:
+		g.cache.learn(key, max(rev, st.Applied), epoch)
+	case st.Exists:
+		g.cache.learn(key, st.Applied, epoch)
+	}
+}
+
 // Wrap returns a handler that runs h through the guard and returns nil for
 // dropped events, so that the caller acknowledges them. It panics if h is nil.
 func (g *Guard[T]) Wrap(h Handler[T]) Handler[T] {
@@ -185,6 +214,10 @@ func (g *Guard[T]) read(event T) (string, Revision, error) {
 }
 
 func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T, h Handler[T]) (Outcome, State, error) {
+	if out, st, ok := g.cached(key, rev); ok {
+		return out, st, nil
+	}
+	epoch := g.cache.now()
 	req := g.request(key, rev)
 	if g.cfg.mode == Transactional {
 		dead := false
@@ -196,6 +229,7 @@ func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T
 			return 0, res.State, err
 		}
 		out, err := g.outcome(&req, res)
+		g.learn(key, res.State, rev, out == Applied, epoch)
 		if dead && out == Applied {
 			out = DeadLettered
 		}
@@ -206,14 +240,18 @@ func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T
 		return 0, res.State, storeError("claim", key, rev, err)
 	}
 	if res.Verdict != Granted {
+		g.learn(key, res.State, rev, false, epoch)
 		out, err := g.outcome(&req, res)
 		return out, res.State, err
 	}
 	var dead bool
 	if g.cfg.mode == AtMostOnce {
+		// The advance is recorded whatever the handler does.
+		g.learn(key, res.State, rev, true, epoch)
 		dead, err = g.call(ctx, h, event)
 	} else {
 		dead, err = g.runClaimed(ctx, &req, event, h)
+		g.learn(key, res.State, rev, err == nil, epoch)
 	}
 	switch {
 	case err != nil:
@@ -328,6 +366,8 @@ func (g *Guard[T]) SetApplied(ctx context.Context, key string, rev Revision) err
 	if err := CheckKey(key); err != nil {
 		return err
 	}
+	g.cache.invalidate()
+	defer g.cache.invalidate()
 	return g.store.Set(ctx, g.cfg.namespace, key, rev)
 }
 
@@ -336,5 +376,7 @@ func (g *Guard[T]) Forget(ctx context.Context, key string) error {
 	if err := CheckKey(key); err != nil {
 		return err
 	}
+	g.cache.invalidate()
+	defer g.cache.invalidate()
 	return g.store.Forget(ctx, g.cfg.namespace, key)
 }

@@ -74,6 +74,7 @@ type config struct {
 	logger     *slog.Logger
 	deadLetter any // func(context.Context, T, error) error
 	shadow     bool
+	cacheSize  int
 	now        func() time.Time
 }
 
@@ -180,6 +181,33 @@ func WithClock(now func() time.Time) Option {
 // guard's state is warm when shadow mode is switched off. The default is off.
 func WithShadow() Option {
 	return func(c *config) { c.shadow = true }
+}
+
+// WithDropCache keeps, for up to size entities, the highest revision this
+// guard saw applied, so that a duplicate or stale delivery of one of them is
+// dropped without a store call (about 100 ns instead of a round trip). The
+// least recently used entries make way for new ones; each costs about 100
+// bytes plus its key.
+//
+// It never drops an event the store would apply, because an applied
+// revision only grows, with two exceptions it must hear of: SetApplied and
+// Forget through this guard clear it, but a revision lowered by another
+// guard or process (an operator's repair, a Forget elsewhere) is not seen,
+// and this guard goes on dropping events at or below the old revision until
+// their entries make way or the process restarts. Use it where no other
+// process lowers revisions while consumers run, or repair through every
+// consumer's guard. New panics if the store expires entities (redisstore
+// WithTTL). A drop answered from the cache is Duplicate when the revision is
+// the highest one the cache saw applied, even if another process has since
+// applied a higher one (the store would then say Stale); it is a drop either
+// way. Stats.Cached counts these drops.
+//
+// The default is 0: no cache, every event asks the store.
+func WithDropCache(size int) Option {
+	if size < 0 {
+		panic(fmt.Sprintf("revguard: WithDropCache(%d): want 0 (off) or more entries", size))
+	}
+	return func(c *config) { c.cacheSize = size }
 }
 
 // Decision is what an observer is told about one event.

@@ -20,12 +20,15 @@ type Stats struct {
 	Gap          uint64 // refused with ErrGap
 	Invalid      uint64 // refused as bad input: ErrInvalidKey, ErrInvalidRevision, ErrInvalidEvent
 	Failed       uint64 // every other error: handler failed, lease lost, store unreachable
+	// Cached counts the drops (already in Duplicate and Stale) that the drop
+	// cache answered without a store call.
+	Cached uint64
 }
 
 // counters are padded apart: under many goroutines the applied and drop
 // counters are hot and would otherwise share a cache line.
 type counters struct {
-	applied, duplicate, stale, deadLettered, inFlight, gap, invalid, failed paddedCounter
+	applied, duplicate, stale, deadLettered, inFlight, gap, invalid, failed, cached paddedCounter
 }
 
 type paddedCounter struct {
@@ -39,6 +42,7 @@ func (g *Guard[T]) Stats() Stats {
 	return Stats{
 		Applied: c.applied.Load(), Duplicate: c.duplicate.Load(), Stale: c.stale.Load(), DeadLettered: c.deadLettered.Load(),
 		InFlight: c.inFlight.Load(), Gap: c.gap.Load(), Invalid: c.invalid.Load(), Failed: c.failed.Load(),
+		Cached: c.cached.Load(),
 	}
 }
 

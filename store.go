@@ -98,6 +98,14 @@ type Transactor interface {
 	Transact(ctx context.Context, req Request, fn func(context.Context) error) (Reply, error)
 }
 
+// Expiring is implemented by stores that may forget an entity on their own,
+// such as redisstore with WithTTL. New refuses WithDropCache over one whose
+// Expires reports true: an expired entity applies revisions the cache would
+// drop.
+type Expiring interface {
+	Expires() bool
+}
+
 // Token identifies one claim. The guard makes a fresh one per delivery.
 type Token [16]byte
 
