@@ -31,7 +31,10 @@ type Store struct {
 	group  grouping
 }
 
-var _ revguard.Store = (*Store)(nil)
+var (
+	_ revguard.Store    = (*Store)(nil)
+	_ revguard.Expiring = (*Store)(nil)
+)
 
 // grouping says which requests of a batch may share one script call.
 type grouping uint8
@@ -76,6 +79,10 @@ func WithTTL(d time.Duration) Option {
 	}
 	return func(s *Store) { s.ttl = d }
 }
+
+// Expires reports whether entities expire (WithTTL): a guard keeps no drop
+// cache over such a store.
+func (s *Store) Expires() bool { return s.ttl > 0 }
 
 // New returns a store that keeps its entities in client: a *redis.Client
 // (also a Sentinel failover client), a *redis.ClusterClient or a
