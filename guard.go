@@ -303,12 +303,14 @@ func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Hand
 // early would make the redelivery run it again. Every store call is safe to
 // retry (a retried commit answers nil).
 func (g *Guard[T]) commit(ctx context.Context, l *lease, req *Request) error {
+	err := g.store.Commit(ctx, req.Namespace, req.Key, req.Token)
+	if err == nil {
+		return nil // the clock is read only on the way to a retry: a tenth of the memstore path
+	}
 	deadline := time.Now().Add(g.cfg.lease)
 	wait := 10 * time.Millisecond
 	for {
-		err := g.store.Commit(ctx, req.Namespace, req.Key, req.Token)
-		if err == nil || errors.Is(err, ErrLeaseLost) || l.isLost() || ctx.Err() != nil ||
-			time.Now().Add(wait).After(deadline) {
+		if errors.Is(err, ErrLeaseLost) || l.isLost() || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
 			return err
 		}
 		t := time.NewTimer(wait)
@@ -318,6 +320,9 @@ func (g *Guard[T]) commit(ctx context.Context, l *lease, req *Request) error {
 			t.Stop()
 		}
 		wait = min(2*wait, time.Second)
+		if err = g.store.Commit(ctx, req.Namespace, req.Key, req.Token); err == nil {
+			return nil
+		}
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math"
 	"strings"
@@ -487,4 +488,42 @@ func TestCommitRetriedThroughShortOutage(t *testing.T) {
 	_, err = revguard.New(s, extract, revguard.WithLease(60*time.Millisecond)).
 		Handle(ctx, event{Key: "j", Rev: 1}, func(context.Context, event) error { return nil })
 	assert.ErrorContains(t, err, "connection refused", "an outage longer than the lease is an error")
+}
+
+// The keeper's goroutine exits when no lease is registered and a new claim
+// starts it again: a claim made while it is exiting must still be renewed.
+func TestLeaseRenewedAcrossKeeperRestarts(t *testing.T) {
+	ctx := context.Background()
+	g := revguard.New(memstore.New(), extract, revguard.WithLease(30*time.Millisecond))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := range 40 {
+		// Short claims let the keeper go idle; a long one now and then
+		// must be renewed by whichever loop is running.
+		long := i%8 == 0
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := g.Handle(ctx, event{Key: fmt.Sprint("k", i), Rev: 1}, func(ctx context.Context, _ event) error {
+				if !long {
+					return nil
+				}
+				select {
+				case <-time.After(120 * time.Millisecond):
+					return nil
+				case <-ctx.Done():
+					return context.Cause(ctx)
+				}
+			})
+			if err != nil {
+				errs <- err
+			}
+		}()
+		time.Sleep(time.Duration(i%5) * 4 * time.Millisecond)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
 }

@@ -44,8 +44,7 @@ type keeper struct {
 	pick   atomic.Uint32
 	shards [keeperShards]keeperShard
 
-	mu      sync.Mutex
-	running bool
+	running atomic.Bool // a loop goroutine runs
 }
 
 type keeperShard struct {
@@ -87,12 +86,12 @@ func (k *keeper) start(parent context.Context, claims ...Commit) *lease {
 	sh.n++
 	sh.mu.Unlock()
 
-	k.mu.Lock()
-	if !k.running {
-		k.running = true
+	// An atomic, not a lock: every claim passes here. The loop clears the
+	// flag before its last look at the shards, so a lease registered after
+	// that look finds it clear and starts a loop of its own.
+	if !k.running.Load() && k.running.CompareAndSwap(false, true) {
 		go k.loop()
 	}
-	k.mu.Unlock()
 	return l
 }
 
@@ -150,25 +149,28 @@ func (k *keeper) loop() {
 			sh.mu.Unlock()
 		}
 		if n == 0 {
-			k.mu.Lock()
-			idle := true
-			for i := range k.shards {
-				sh := &k.shards[i]
-				sh.mu.Lock()
-				idle = idle && sh.n == 0
-				sh.mu.Unlock()
+			k.running.Store(false)
+			if k.idle() || !k.running.CompareAndSwap(false, true) {
+				return // idle, or a new lease started a loop of its own
 			}
-			if idle {
-				k.running = false
-				k.mu.Unlock()
-				return
-			}
-			k.mu.Unlock()
 		}
 		for _, l := range due {
 			go k.renew(l, now)
 		}
 	}
+}
+
+func (k *keeper) idle() bool {
+	for i := range k.shards {
+		sh := &k.shards[i]
+		sh.mu.Lock()
+		n := sh.n
+		sh.mu.Unlock()
+		if n != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func (k *keeper) renew(l *lease, tick uint64) {
