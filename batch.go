@@ -272,17 +272,17 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 		}
 	}
 	running = false
-	_ = g.keeper.stop(l) // the commit below is fenced by token: the store says which claims were lost
 	if ctx.Err() != nil {
 		ctx = context.WithoutCancel(ctx)
 	}
-	for j, err := range errs {
-		if err != nil {
-			_ = g.store.Release(ctx, claims[j].Namespace, claims[j].Key, claims[j].Token)
-		}
-	}
 	if len(ok) > 0 {
-		cerrs, err := g.store.CommitBatch(ctx, ok)
+		// The keeper goes on renewing while the commit is retried; a claim
+		// lost meanwhile is refused by the store, which fences by token.
+		var cerrs []error
+		err := g.settle(ctx, l, func() (err error) {
+			cerrs, err = g.store.CommitBatch(ctx, ok)
+			return err
+		})
 		if err == nil && len(cerrs) != len(ok) {
 			err = fmt.Errorf("revguard: store %T answered %d results for %d commits", g.store, len(cerrs), len(ok))
 		}
@@ -293,6 +293,12 @@ func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Reque
 			case cerrs[n] != nil:
 				errs[j] = storeError("commit", claims[j].Key, reqs[granted[j]].Rev, cerrs[n])
 			}
+		}
+	}
+	_ = g.keeper.stop(l)
+	for j, err := range errs {
+		if err != nil {
+			_ = g.store.Release(ctx, claims[j].Namespace, claims[j].Key, claims[j].Token)
 		}
 	}
 	for j, i := range granted {

@@ -287,7 +287,7 @@ func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Hand
 		return false, err
 	}
 	// The keeper goes on renewing while the commit is retried.
-	err = g.commit(ctx, l, req)
+	err = g.settle(ctx, l, func() error { return g.store.Commit(ctx, req.Namespace, req.Key, req.Token) })
 	lost := g.keeper.stop(l)
 	if err != nil {
 		if lost != nil && !errors.Is(err, ErrLeaseLost) {
@@ -298,12 +298,12 @@ func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Hand
 	return dead, nil
 }
 
-// commit commits req's claim, retrying while the store cannot be reached
-// and the lease still holds: the handler's work is done, and giving up
-// early would make the redelivery run it again. Every store call is safe to
-// retry (a retried commit answers nil).
-func (g *Guard[T]) commit(ctx context.Context, l *lease, req *Request) error {
-	err := g.store.Commit(ctx, req.Namespace, req.Key, req.Token)
+// settle runs commit, and again while the store cannot be reached and the
+// lease still holds: the handlers' work is done, and giving up early would
+// make the redelivery run them again. Every store call is safe to retry (a
+// retried commit answers nil). The keeper must go on renewing l meanwhile.
+func (g *Guard[T]) settle(ctx context.Context, l *lease, commit func() error) error {
+	err := commit()
 	if err == nil {
 		return nil // the clock is read only on the way to a retry: a tenth of the memstore path
 	}
@@ -320,7 +320,7 @@ func (g *Guard[T]) commit(ctx context.Context, l *lease, req *Request) error {
 			t.Stop()
 		}
 		wait = min(2*wait, time.Second)
-		if err = g.store.Commit(ctx, req.Namespace, req.Key, req.Token); err == nil {
+		if err = commit(); err == nil {
 			return nil
 		}
 	}

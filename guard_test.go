@@ -471,6 +471,42 @@ func (f *flakyCommit) Commit(ctx context.Context, ns, key string, t revguard.Tok
 	return f.Store.Commit(ctx, ns, key, t)
 }
 
+func (f *flakyCommit) CommitBatch(ctx context.Context, cs []revguard.Commit) ([]error, error) {
+	if f.n.Add(-1) >= 0 {
+		return nil, errors.New("connection refused")
+	}
+	return f.Store.CommitBatch(ctx, cs)
+}
+
+func TestCommitBatchRetriedThroughShortOutage(t *testing.T) {
+	ctx := context.Background()
+	s := &flakyCommit{Store: memstore.New()}
+	s.n.Store(3)
+	g := revguard.New(s, extract, revguard.WithLease(2*time.Second))
+	runs := 0
+	h := func(_ context.Context, e event) error {
+		runs++
+		if e.Key == "bad" {
+			return errors.New("handler failed")
+		}
+		return nil
+	}
+	batch := []event{{Key: "a", Rev: 1}, {Key: "b", Rev: 1}, {Key: "bad", Rev: 1}}
+	res := g.HandleBatch(ctx, batch, h)
+	require.NoError(t, res[0].Err, "the handlers' work is done: the commit is retried while the lease holds")
+	require.NoError(t, res[1].Err)
+	require.Error(t, res[2].Err)
+	assert.Equal(t, []string{"applied", "applied", "err"}, outcomes(res))
+	// The failed handler's claim was released: its redelivery runs at once.
+	res = g.HandleBatch(ctx, batch, h)
+	assert.Equal(t, []string{"duplicate", "duplicate", "err"}, outcomes(res))
+	assert.Equal(t, 4, runs)
+
+	s.n.Store(1000)
+	res = revguard.New(s, extract, revguard.WithLease(60*time.Millisecond)).HandleBatch(ctx, []event{{Key: "c", Rev: 1}}, h)
+	assert.ErrorContains(t, res[0].Err, "connection refused", "an outage longer than the lease is an error")
+}
+
 func TestCommitRetriedThroughShortOutage(t *testing.T) {
 	ctx := context.Background()
 	s := &flakyCommit{Store: memstore.New()}
