@@ -69,10 +69,11 @@ type batch[T any] struct {
 
 // keyRun is one key's events, in the order they are to be tried.
 type keyRun struct {
-	key   string
-	revs  []revRun
-	next  int
-	state State
+	key    string
+	revs   []revRun
+	next   int
+	state  State
+	cached bool // the current revision's drop came from the drop cache
 }
 
 // revRun is one revision of a key and every event that carries it.
@@ -82,8 +83,12 @@ type revRun struct {
 }
 
 func (b *batch[T]) finish(i int, key string, rev Revision, st State, out Outcome, err error) {
+	b.finishCached(i, key, rev, st, out, err, false)
+}
+
+func (b *batch[T]) finishCached(i int, key string, rev Revision, st State, out Outcome, err error, cached bool) {
 	b.results[i] = Result{Outcome: out, Err: err}
-	b.g.record(key, rev, st, out, err, b.start)
+	b.g.record(Decision{Key: key, Revision: rev, Applied: st, Outcome: out, Err: err, Cached: cached}, b.start)
 }
 
 func (b *batch[T]) group() {
@@ -142,8 +147,9 @@ func (b *batch[T]) settle(k *keyRun, out Outcome, err error) {
 	}
 	cur := k.revs[k.next]
 	for _, i := range cur.events {
-		b.finish(i, k.key, cur.rev, k.state, out, err)
+		b.finishCached(i, k.key, cur.rev, k.state, out, err, k.cached)
 	}
+	k.cached = false
 	k.next++
 	rest := k.revs[k.next:]
 	switch {
@@ -181,8 +187,9 @@ func (b *batch[T]) run(ctx context.Context, round []*keyRun, h Handler[T]) {
 	if g.cfg.mode == Transactional {
 		for _, k := range round {
 			r := k.revs[k.next]
-			out, st, err := g.handle(ctx, k.key, r.rev, b.events[r.events[0]], h)
-			k.state = st
+			var out Outcome
+			var err error
+			out, k.state, k.cached, err = g.handle(ctx, k.key, r.rev, b.events[r.events[0]], h)
 			b.settle(k, out, err)
 		}
 		return
@@ -191,7 +198,7 @@ func (b *batch[T]) run(ctx context.Context, round []*keyRun, h Handler[T]) {
 		round = slices.DeleteFunc(round, func(k *keyRun) bool {
 			out, st, ok := g.cached(k.key, k.revs[k.next].rev)
 			if ok {
-				k.state = st
+				k.state, k.cached = st, true
 				b.settle(k, out, nil)
 			}
 			return ok

@@ -17,7 +17,13 @@ import (
 func TestDropCacheAnswersWithoutStore(t *testing.T) {
 	ctx := context.Background()
 	s := newCounting()
-	g := revguard.New(s, extract, revguard.WithDropCache(16))
+	var mu sync.Mutex
+	var seen []bool
+	g := revguard.New(s, extract, revguard.WithDropCache(16), revguard.WithObserver(func(d revguard.Decision) {
+		mu.Lock()
+		seen = append(seen, d.Cached)
+		mu.Unlock()
+	}))
 	rec := &recorder{}
 	out, err := g.Handle(ctx, event{Key: "a", Rev: 5}, rec.handle)
 	require.NoError(t, err)
@@ -36,6 +42,7 @@ func TestDropCacheAnswersWithoutStore(t *testing.T) {
 	// The batch asks about its highest revision of "a" only: the lower one
 	// is stale once that is acknowledged.
 	assert.Equal(t, uint64(3), g.Stats().Cached)
+	assert.Equal(t, []bool{false, true, true, true, false}, seen, "Decision.Cached of each decision")
 	assert.Equal(t, []revguard.Revision{5}, rec.revs())
 
 	// A newer revision is never answered by the cache.

@@ -127,18 +127,19 @@ func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, 
 	if g.watch {
 		start = time.Now()
 	}
-	key, rev, err := g.read(event)
-	var out Outcome
-	var st State
+	var d Decision
+	var err error
+	d.Key, d.Revision, err = g.read(event)
 	if err == nil {
 		if h == nil {
 			err = errNilHandler
 		} else {
-			out, st, err = g.handle(ctx, key, rev, event, h)
+			d.Outcome, d.Applied, d.Cached, err = g.handle(ctx, d.Key, d.Revision, event, h)
 		}
 	}
-	g.record(key, rev, st, out, err, start)
-	return out, err
+	d.Err = err
+	g.record(d, start)
+	return d.Outcome, err
 }
 
 // cached answers a drop the drop cache knows of, without a store call.
@@ -213,9 +214,9 @@ func (g *Guard[T]) read(event T) (string, Revision, error) {
 	return key, rev, nil
 }
 
-func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T, h Handler[T]) (Outcome, State, error) {
+func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T, h Handler[T]) (_ Outcome, _ State, cached bool, _ error) {
 	if out, st, ok := g.cached(key, rev); ok {
-		return out, st, nil
+		return out, st, true, nil
 	}
 	epoch := g.cache.now()
 	req := g.request(key, rev)
@@ -226,23 +227,23 @@ func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T
 			return err
 		})
 		if err != nil {
-			return 0, res.State, err
+			return 0, res.State, false, err
 		}
 		out, err := g.outcome(&req, res)
 		g.learn(key, res.State, rev, out == Applied, epoch)
 		if dead && out == Applied {
 			out = DeadLettered
 		}
-		return out, res.State, err
+		return out, res.State, false, err
 	}
 	res, err := g.store.Claim(ctx, req)
 	if err != nil {
-		return 0, res.State, storeError("claim", key, rev, err)
+		return 0, res.State, false, storeError("claim", key, rev, err)
 	}
 	if res.Verdict != Granted {
 		g.learn(key, res.State, rev, false, epoch)
 		out, err := g.outcome(&req, res)
-		return out, res.State, err
+		return out, res.State, false, err
 	}
 	var dead bool
 	if g.cfg.mode == AtMostOnce {
@@ -255,11 +256,11 @@ func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T
 	}
 	switch {
 	case err != nil:
-		return 0, res.State, err
+		return 0, res.State, false, err
 	case dead:
-		return DeadLettered, res.State, nil
+		return DeadLettered, res.State, false, nil
 	}
-	return Applied, res.State, nil
+	return Applied, res.State, false, nil
 }
 
 // runClaimed runs h under the lease req holds and commits or releases it.

@@ -217,6 +217,7 @@ type Decision struct {
 	Revision  Revision
 	Applied   State         // the entity as the store saw it before deciding
 	Outcome   Outcome       // 0 when Err is not nil
+	Cached    bool          // a drop answered by WithDropCache's cache: Applied is what the cache knew
 	Err       error         // nil when the event may be acknowledged
 	Duration  time.Duration // from extraction to the end of the handler and commit
 }

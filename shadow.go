@@ -17,19 +17,20 @@ func (g *Guard[T]) handleShadow(ctx context.Context, event T, h Handler[T]) (Out
 	}
 	ran := false
 	var herr error
-	key, rev, err := g.read(event)
-	var out Outcome
-	var st State
+	var d Decision
+	var err error
+	d.Key, d.Revision, err = g.read(event)
 	if err == nil {
-		out, st, err = g.handle(ctx, key, rev, event, func(ctx context.Context, e T) error {
+		d.Outcome, d.Applied, d.Cached, err = g.handle(ctx, d.Key, d.Revision, event, func(ctx context.Context, e T) error {
 			ran = true
 			herr = h(ctx, e)
 			return herr
 		})
 	}
-	g.record(key, rev, st, out, err, start)
+	d.Err = err
+	g.record(d, start)
 	if !ran {
 		herr = h(ctx, event)
 	}
-	return out, herr
+	return d.Outcome, herr
 }

@@ -51,8 +51,9 @@ func isBadInput(err error) bool {
 }
 
 // record counts one decision and reports it to the observer and logger.
-func (g *Guard[T]) record(key string, rev Revision, st State, out Outcome, err error, start time.Time) {
+func (g *Guard[T]) record(d Decision, start time.Time) {
 	c := &g.stats
+	out, err := d.Outcome, d.Err
 	level := slog.LevelWarn
 	switch {
 	case err == nil && out == Applied:
@@ -80,15 +81,19 @@ func (g *Guard[T]) record(key string, rev Revision, st State, out Outcome, err e
 	if !g.watch {
 		return
 	}
-	d := Decision{Namespace: g.cfg.namespace, Key: key, Revision: rev, Applied: st, Outcome: out, Err: err, Duration: time.Since(start)}
+	d.Namespace, d.Duration = g.cfg.namespace, time.Since(start)
+	key, st := d.Key, d.Applied
 	if g.cfg.observer != nil {
 		g.cfg.observer(d)
 	}
 	if l := g.cfg.logger; l != nil && l.Enabled(context.Background(), level) {
 		msg := "revguard: " + out.String()
-		attrs := []slog.Attr{slog.String("key", key), slog.Uint64("revision", uint64(rev)), slog.Duration("took", d.Duration)}
+		attrs := []slog.Attr{slog.String("key", key), slog.Uint64("revision", uint64(d.Revision)), slog.Duration("took", d.Duration)}
 		if st.Exists {
 			attrs = append(attrs, slog.Uint64("applied", uint64(st.Applied)))
+		}
+		if d.Cached {
+			attrs = append(attrs, slog.Bool("cached", true))
 		}
 		if err != nil {
 			msg = "revguard: not acknowledged"
