@@ -41,6 +41,7 @@ type stormConfig struct {
 	failRate  float64
 	timeout   time.Duration // per store call
 	budget    time.Duration // the whole storm; past it the storm fails
+	cache     int           // WithDropCache's size for every consumer; 0 for none
 }
 
 func defaultStorm() stormConfig {
@@ -162,6 +163,7 @@ type stormResult struct {
 	uncommitted                                 int      // handlers whose work was done but whose Handle failed
 	twiceKnown, orderKnown                      int      // of twice and outOfOrder, those after such a handler
 	amoByDesign                                 int      // AtMostOnce: lost after an advance (granted, or whose reply was lost)
+	cached                                      int      // drops the consumers' drop caches answered
 }
 
 var stormHeader = []string{"store", "mode", "faults", "events", "delivered", "redelivered", "handler runs", "failed", "died", "applied", "dropped duplicate", "dropped stale", "lost", "applied twice", "out of order", "misreported drops", "errors"}
@@ -216,6 +218,7 @@ func runStorm(t *testing.T, store revguard.Store, mode revguard.Mode, cfg stormC
 	var handled, failed, died, inFlight, errs, applied, dup, stale atomic.Int64
 	var slowApplied atomic.Bool
 	var uncommitted atomic.Int64 // handlers that completed but whose Handle failed
+	var cachedDrops atomic.Int64
 	var noteMu sync.Mutex
 	var uncommittedNotes []string
 	uncommittedAt := map[string][]int{} // per entity, the completions whose commit failed
@@ -234,7 +237,26 @@ func runStorm(t *testing.T, store revguard.Store, mode revguard.Mode, cfg stormC
 		if mode == revguard.Transactional {
 			s = &recTxStore{recStore: rs, tx: store.(revguard.Transactor), handler: 4 * cfg.lease}
 		}
-		g := revguard.New(s, extract, revguard.WithNamespace(ns), revguard.WithMode(mode), revguard.WithLease(cfg.lease))
+		opts := []revguard.Option{revguard.WithNamespace(ns), revguard.WithMode(mode), revguard.WithLease(cfg.lease)}
+		if cfg.cache > 0 {
+			// A drop the cache answers makes no store call, so the
+			// recording store never sees it: log it as a decision, so that
+			// the misreported-drop check holds it to the same standard.
+			consumer := c
+			opts = append(opts, revguard.WithDropCache(cfg.cache), revguard.WithObserver(func(d revguard.Decision) {
+				if !d.Cached {
+					return
+				}
+				cachedDrops.Add(1)
+				end := time.Now()
+				v := revguard.Dup
+				if d.Outcome == revguard.Stale {
+					v = revguard.Old
+				}
+				log.decided(decision{consumer: consumer, key: d.Key, rev: d.Revision, start: end.Add(-d.Duration), end: end, verdict: v})
+			}))
+		}
+		g := revguard.New(s, extract, opts...)
 		crng := rand.New(rand.NewPCG(seed, uint64(10+c)))
 		var mu sync.Mutex       // guards crng: the handler runs in the consumer's goroutine, but stay safe
 		ranSlow := false        // the handler runs in the consumer's goroutine
@@ -482,6 +504,7 @@ func runStorm(t *testing.T, store revguard.Store, mode revguard.Mode, cfg stormC
 		}
 	}
 	res.misrep, res.notes = misreported(log, mode, res.notes)
+	res.cached = int(cachedDrops.Load())
 	return res, log
 }
 
@@ -583,6 +606,38 @@ func stormRow(t *testing.T, store, faults string, mode revguard.Mode, r stormRes
 		tb = faultTable
 	}
 	tb.add(t, store, mode, faults, r.events, r.delivered, r.redelivered, r.handled, r.failed, r.died, r.applied, r.dup, r.stale, r.lost, r.twice, r.outOfOrder, r.misrep, r.errs)
+}
+
+// TestProofStormDropCache storms consumers whose guards each keep a drop
+// cache, small enough to evict: a cache that dropped an event its store
+// would apply shows as a lost event, and a cached drop no applied revision
+// explains as a misreported one.
+func TestProofStormDropCache(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			if b.variant {
+				t.Skip("a setting of a store the cache storm already covers")
+			}
+			for _, mode := range []revguard.Mode{revguard.Claim, revguard.AtMostOnce} {
+				t.Run(mode.String(), func(t *testing.T) {
+					o := b.open(t, storeOpts{})
+					cfg := defaultStorm()
+					cfg.cache = 16
+					if b.name == "sqlite" {
+						cfg.lease = time.Second
+					}
+					if raceEnabled {
+						cfg.lease *= 3
+					}
+					r, _ := runStorm(t, o.store, mode, cfg, nil, nil)
+					if r.cached == 0 {
+						t.Error("the drop caches answered nothing: this storm proves nothing about them")
+					}
+					checkStorm(t, fmt.Sprintf("%s +cache (%d of %d drops cached)", b.name, r.cached, r.dup+r.stale), "none", mode, r)
+				})
+			}
+		})
+	}
 }
 
 func TestProofStorm(t *testing.T) {
