@@ -2,6 +2,9 @@
 # Starts (or stops) the real servers revguard's tests use, on 127.0.0.1 only:
 # a single redis-server, a 3-node Redis Cluster, PostgreSQL 15 and MariaDB.
 # `start` prints the environment the tests read; `eval "$(scripts/servers.sh start)"`.
+# `start -cluster1` also starts a Redis Cluster of one node, which owns every
+# slot, and prints REVGUARD_REDIS_CLUSTER1 (scripts/bench.sh sets it beside
+# the 3-node cluster to show what shards bring).
 # State and PID files live in $REVGUARD_SERVERS_DIR (default ./.servers).
 set -euo pipefail
 
@@ -9,6 +12,7 @@ dir=${REVGUARD_SERVERS_DIR:-$(pwd)/.servers}
 off=${REVGUARD_PORT_OFFSET:-0} # to run a second set beside the first
 redis_port=$((16379 + off))
 cluster_ports=($((17001 + off)) $((17002 + off)) $((17003 + off)))
+cluster1_port=$((17004 + off))
 pg_port=$((15432 + off))
 my_port=$((13306 + off))
 pg_bin=/usr/lib/postgresql/15/bin
@@ -33,16 +37,29 @@ start_redis() {
 	wait_for 10 redis-server redis-cli -p "$redis_port" ping
 	local nodes=()
 	for p in "${cluster_ports[@]}"; do
-		mkdir -p "$dir/cluster-$p"
-		rm -f "$dir/cluster-$p/nodes.conf" "$dir/cluster-$p"/*.aof "$dir/cluster-$p"/appendonlydir -r
-		redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly yes --cluster-enabled yes \
-			--cluster-config-file nodes.conf --dir "$dir/cluster-$p" --daemonize yes \
-			--pidfile "$dir/cluster-$p.pid" --logfile "$dir/cluster-$p/log" >&2
-		wait_for 10 "redis cluster node $p" redis-cli -p "$p" ping
+		start_cluster_node "$p"
 		nodes+=("127.0.0.1:$p")
 	done
 	redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >&2
 	wait_for 30 "redis cluster" bash -c "redis-cli -p ${cluster_ports[0]} cluster info | grep -q cluster_state:ok"
+}
+
+start_cluster_node() { # start_cluster_node PORT: a fresh node that belongs to no cluster yet
+	local p=$1
+	mkdir -p "$dir/cluster-$p"
+	rm -f "$dir/cluster-$p/nodes.conf" "$dir/cluster-$p"/*.aof "$dir/cluster-$p"/appendonlydir -r
+	redis-server --port "$p" --bind 127.0.0.1 --save '' --appendonly yes --cluster-enabled yes \
+		--cluster-config-file nodes.conf --dir "$dir/cluster-$p" --daemonize yes \
+		--pidfile "$dir/cluster-$p.pid" --logfile "$dir/cluster-$p/log" >&2
+	wait_for 10 "redis cluster node $p" redis-cli -p "$p" ping
+}
+
+# redis-cli --cluster create wants three masters; one node takes every slot
+# itself. Its pid file matches stop_all's cluster-*.pid, so stop needs no flag.
+start_cluster1() {
+	start_cluster_node "$cluster1_port"
+	redis-cli -p "$cluster1_port" cluster addslotsrange 0 16383 >&2
+	wait_for 30 "one-node redis cluster" bash -c "redis-cli -p $cluster1_port cluster info | grep -q cluster_state:ok"
 }
 
 start_postgres() {
@@ -84,9 +101,19 @@ stop_all() {
 
 case "${1:-}" in
 start)
+	cluster1=0
+	case "${2:-}" in
+	"") ;;
+	-cluster1) cluster1=1 ;;
+	*)
+		echo "usage: $0 start [-cluster1] | stop" >&2
+		exit 2
+		;;
+	esac
 	mkdir -p "$dir"
 	stop_all 2>/dev/null || true
 	start_redis
+	if [ "$cluster1" = 1 ]; then start_cluster1; fi
 	start_postgres
 	start_mariadb
 	cat <<ENV
@@ -95,10 +122,11 @@ export REVGUARD_REDIS_CLUSTER=127.0.0.1:${cluster_ports[0]},127.0.0.1:${cluster_
 export REVGUARD_POSTGRES_DSN='postgres://$pg_user@127.0.0.1:$pg_port/revguard?sslmode=disable'
 export REVGUARD_MYSQL_DSN='revguard:revguard@tcp(127.0.0.1:$my_port)/revguard'
 ENV
+	if [ "$cluster1" = 1 ]; then echo "export REVGUARD_REDIS_CLUSTER1=127.0.0.1:$cluster1_port"; fi
 	;;
 stop) stop_all ;;
 *)
-	echo "usage: $0 start|stop" >&2
+	echo "usage: $0 start [-cluster1] | stop" >&2
 	exit 2
 	;;
 esac
