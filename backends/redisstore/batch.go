@@ -18,26 +18,38 @@ const maxPerCall = 256
 type call struct {
 	idx   []int
 	keys  []string
+	p     claimParams
 	args  []any
 	reply any
 }
 
 // plan groups n requests into script calls: requests of one hash slot share
-// a call, since a script may only touch keys of one slot on Redis Cluster.
-// A single server is one slot group.
-func (s *Store) plan(n int, name func(i int) (string, uint16)) []*call {
+// a call, since a script may only touch keys of one slot on Redis Cluster,
+// if they also share the call's parameters (claim.lua's claimParams; zero
+// for commits). A single server is one slot group.
+func (s *Store) plan(n int, name func(i int) (string, uint16, claimParams)) []*call {
+	type group struct {
+		slot uint16
+		p    claimParams
+	}
 	var calls []*call
-	open := make(map[uint16]*call) // by group, the call still taking keys
+	open := make(map[group]*call) // the call still taking keys
 	for i := range n {
-		key, slot := name(i)
+		key, slot, p := name(i)
 		if s.group == groupAll {
 			slot = 0
 		}
-		c := open[slot]
+		g := group{slot, p}
+		c := open[g]
 		if c == nil || len(c.idx) == maxPerCall || s.group == groupNone {
-			c = &call{}
+			c = &call{p: p}
+			if s.group == groupAll {
+				// Most batches are one call: size it at once.
+				m := min(n-i, maxPerCall)
+				c.idx, c.keys = make([]int, 0, m), make([]string, 0, m)
+			}
 			calls = append(calls, c)
-			open[slot] = c
+			open[g] = c
 		}
 		c.idx = append(c.idx, i)
 		c.keys = append(c.keys, key)
@@ -89,11 +101,13 @@ func (s *Store) exec(ctx context.Context, sc script, calls []*call) error {
 }
 
 // ClaimBatch implements revguard.Store with claim.lua, one call per hash
-// slot (one in all on a single server), the calls pipelined.
+// slot (one in all on a single server) and set of request parameters
+// (lease, mode, ordering: one in all for a guard's batch), the calls
+// pipelined.
 //
-// An error fails the whole batch, also when some calls of a cluster batch
-// took effect: their claims then expire with their leases, and their
-// advances are recorded.
+// An error fails the whole batch, also when some of its calls took effect
+// (on a cluster, or when requests differ in those parameters): their claims
+// then expire with their leases, and their advances are recorded.
 func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revguard.Reply, error) {
 	for i := range reqs {
 		if err := check(reqs[i].Namespace, reqs[i].Key); err != nil {
@@ -107,11 +121,26 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revg
 	if len(reqs) == 0 {
 		return out, nil
 	}
-	calls := s.plan(len(reqs), func(i int) (string, uint16) { return s.name(reqs[i].Namespace, reqs[i].Key) })
+	// The text holds every request's key, then its revision and token.
+	n, size := len(reqs), 0
+	for i := range reqs {
+		size += s.nameSize(reqs[i].Namespace, reqs[i].Key) + revSize + tokenSize
+	}
+	t := newText(3*n, size)
+	slots := make([]uint16, n)
+	for i := range reqs {
+		slots[i] = t.name(s, reqs[i].Namespace, reqs[i].Key)
+	}
+	for i := range reqs {
+		t.uint(uint64(reqs[i].Rev))
+		t.token(reqs[i].Token)
+	}
+	v := t.values()
+	calls := s.plan(n, func(i int) (string, uint16, claimParams) { return v[i], slots[i], paramsOf(&reqs[i]) })
 	for _, c := range calls {
-		c.args = append(make([]any, 0, 1+6*len(c.idx)), s.ttlArg)
+		c.args = c.p.appendArgs(make([]any, 0, 5+2*len(c.idx)), s.ttlArg)
 		for _, i := range c.idx {
-			c.args = appendClaim(c.args, &reqs[i])
+			c.args = append(c.args, &v[n+2*i], &v[n+2*i+1])
 		}
 	}
 	if err := s.exec(ctx, claimScript, calls); err != nil {
@@ -141,11 +170,25 @@ func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]e
 	if len(commits) == 0 {
 		return out, nil
 	}
-	calls := s.plan(len(commits), func(i int) (string, uint16) { return s.name(commits[i].Namespace, commits[i].Key) })
+	// The text holds every commit's key, then its token.
+	n, size := len(commits), 0
+	for i := range commits {
+		size += s.nameSize(commits[i].Namespace, commits[i].Key) + tokenSize
+	}
+	t := newText(2*n, size)
+	slots := make([]uint16, n)
+	for i := range commits {
+		slots[i] = t.name(s, commits[i].Namespace, commits[i].Key)
+	}
+	for i := range commits {
+		t.token(commits[i].Token)
+	}
+	v := t.values()
+	calls := s.plan(n, func(i int) (string, uint16, claimParams) { return v[i], slots[i], claimParams{} })
 	for _, c := range calls {
 		c.args = append(make([]any, 0, 1+len(c.idx)), s.ttlArg)
 		for _, i := range c.idx {
-			c.args = append(c.args, commits[i].Token.String())
+			c.args = append(c.args, &v[n+i])
 		}
 	}
 	if err := s.exec(ctx, commitScript, calls); err != nil {

@@ -30,12 +30,23 @@
 //	rev    the applied revision, in decimal (absent: nothing applied)
 //	last   the token that recorded rev, so that a retried commit or advance
 //	       can tell it already took effect
-//	claim  the claimed revision, in decimal
-//	token  the token holding the claim
-//	until  when the claim's lease ends, Unix milliseconds on the server's
-//	       clock; 0 once the claim was committed (claim and token then stay
-//	       as a record of the last claim: ending it in the same write as the
-//	       commit saves a command per entity)
+//	claim  the last claim taken, "<revision> <token> <until>": the claimed
+//	       revision in decimal, the token holding the claim, and when its
+//	       lease ends, Unix milliseconds on the server's clock
+//
+// for example
+//
+//	rev    41
+//	last   5f0c3e19a2b74d6e8f1a0b2c3d4e5f60
+//	claim  42 9a8b7c6d5e4f30211203f4e5d6c7b8a9 1767225600000
+//
+// A claim whose revision is rev has been committed: it has ended, and stays
+// as a record of the last claim. The commit ends it by setting rev, in the
+// one write that records the revision, rather than spend a second command
+// per entity deleting it; nothing else makes rev equal a claim's revision,
+// since an advance and Set delete the claim. Above, the claim on 42 is live
+// until its lease ends; once committed, rev reads 42 and last the claim's
+// token.
 //
 // A key that only holds a claim expires with its lease, so an abandoned
 // claim leaves nothing behind. A key with a revision lives for ever, or for
@@ -68,7 +79,9 @@
 // ClaimBatch and CommitBatch send one script call per hash slot (on a single
 // server, one call for up to 256 entities) and pipeline the calls, which
 // the cluster client sends to all nodes in parallel: a batch costs one round
-// trip per node, not one per entity. Against a *redis.Ring, or a client type
+// trip per node, not one per entity. Claims whose lease, mode or ordering
+// differ go in separate calls, since a call takes those once for all its
+// entities; a guard's batch shares them. Against a *redis.Ring, or a client type
 // this package does not know, each entity is its own call, still pipelined.
 //
 // # Persistence and failover

@@ -32,15 +32,21 @@ func appendEscaped(b []byte, s string, namespace bool) []byte {
 // name returns the Redis key of (ns, key) and the slot Redis Cluster keeps
 // it in.
 func (s *Store) name(ns, key string) (string, uint16) {
-	b := make([]byte, 0, len(s.prefix)+len(ns)+len(key)+3)
+	b, slot := s.appendName(make([]byte, 0, len(s.prefix)+len(ns)+len(key)+3), ns, key)
+	return string(b), slot
+}
+
+// appendName appends the Redis key of (ns, key) to b and returns it with
+// the slot Redis Cluster keeps it in.
+func (s *Store) appendName(b []byte, ns, key string) ([]byte, uint16) {
 	b = append(b, s.prefix...)
 	b = append(b, '{')
+	tag := len(b)
 	b = appendEscaped(b, ns, true)
 	b = append(b, ':')
 	b = appendEscaped(b, key, false)
-	slot := crc16(b[len(s.prefix)+1:]) % slots
-	b = append(b, '}')
-	return string(b), slot
+	slot := crc16(b[tag:]) % slots
+	return append(b, '}'), slot
 }
 
 // slots is the number of hash slots of Redis Cluster.

@@ -16,8 +16,11 @@ import (
 // Each script is one file under lua/ whose header names its KEYS, ARGV and
 // reply. Claim and ClaimBatch share claim.lua, Commit and CommitBatch share
 // commit.lua, so the single and batch paths cannot decide differently; the
-// advance of AtMostOnce is claim.lua with its advance flag.
+// advance of AtMostOnce is claim.lua with its advance flag. The scripts that
+// meet claims start with prelude.lua, so that they read an entity alike.
 var (
+	//go:embed lua/prelude.lua
+	preludeSrc string
 	//go:embed lua/claim.lua
 	claimSrc string
 	//go:embed lua/commit.lua
@@ -41,10 +44,10 @@ type script struct {
 }
 
 var (
-	claimScript   = script{"claim", redis.NewScript(claimSrc)}
-	commitScript  = script{"commit", redis.NewScript(commitSrc)}
-	renewScript   = script{"renew", redis.NewScript(renewSrc)}
-	releaseScript = script{"release", redis.NewScript(releaseSrc)}
+	claimScript   = script{"claim", redis.NewScript(preludeSrc + claimSrc)}
+	commitScript  = script{"commit", redis.NewScript(preludeSrc + commitSrc)}
+	renewScript   = script{"renew", redis.NewScript(preludeSrc + renewSrc)}
+	releaseScript = script{"release", redis.NewScript(preludeSrc + releaseSrc)}
 	peekScript    = script{"peek", redis.NewScript(peekSrc)}
 	setScript     = script{"set", redis.NewScript(setSrc)}
 	forgetScript  = script{"forget", redis.NewScript(forgetSrc)}
@@ -124,7 +127,8 @@ func state(sc script, key string, v any) (revguard.State, error) {
 		return revguard.State{}, nil
 	}
 	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil || strconv.FormatUint(n, 10) != s {
+	// ParseUint takes no sign: with no leading zero the decimal is canonical.
+	if err != nil || (s[0] == '0' && len(s) > 1) {
 		return revguard.State{}, fmt.Errorf("%w: %s: key %s field rev holds %s, not a revision in decimal",
 			ErrCorrupt, sc.name, text.Quote(key), text.Quote(s))
 	}

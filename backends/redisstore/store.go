@@ -27,7 +27,7 @@ type Store struct {
 	client redis.UniversalClient
 	prefix string
 	ttl    time.Duration
-	ttlArg string // ttl in milliseconds as the scripts take it, "0" for none
+	ttlArg any // ttl in milliseconds as the scripts take it, "0" for none; boxed once, not per call
 	group  grouping
 }
 
@@ -152,39 +152,51 @@ func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply
 	if err := ctx.Err(); err != nil {
 		return revguard.Reply{}, err
 	}
-	name, _ := s.name(req.Namespace, req.Key)
-	keys := []string{name}
-	args := appendClaim(append(make([]any, 0, 7), s.ttlArg), &req)
-	v, err := s.run(ctx, claimScript, keys, args...)
+	t := newText(3, s.nameSize(req.Namespace, req.Key)+revSize+tokenSize)
+	t.name(s, req.Namespace, req.Key)
+	t.uint(uint64(req.Rev))
+	t.token(req.Token)
+	v := t.values()
+	keys := v[:1]
+	args := append(paramsOf(&req).appendArgs(make([]any, 0, 7), s.ttlArg), &v[1], &v[2])
+	reply, err := s.run(ctx, claimScript, keys, args...)
 	if err != nil {
 		return revguard.Reply{}, err
 	}
 	var r revguard.Reply
-	if err := claimReplies(v, keys, func(_ int, x revguard.Reply) { r = x }); err != nil {
+	if err := claimReplies(reply, keys, func(_ int, x revguard.Reply) { r = x }); err != nil {
 		return revguard.Reply{}, err
 	}
 	return r, nil
 }
 
-// appendClaim appends the six values claim.lua reads for one request.
-func appendClaim(args []any, r *revguard.Request) []any {
-	flags := "0"
-	switch {
-	case r.Advance && r.Sequential:
-		flags = "3"
-	case r.Sequential:
-		flags = "2"
-	case r.Advance:
-		flags = "1"
+// claimParams are the values of a request that claim.lua takes once per
+// call, since the requests of a batch nearly always share them: sending
+// them once per entity would triple the arguments the server reads.
+type claimParams struct {
+	lease   int64 // milliseconds
+	flags   uint8 // 1 = advance, + 2 = sequential
+	first   revguard.Revision
+	maxStep uint64
+}
+
+func paramsOf(r *revguard.Request) claimParams {
+	p := claimParams{lease: millis(r.Lease), first: r.First, maxStep: r.MaxStep}
+	if r.Advance {
+		p.flags |= 1
 	}
-	return append(args,
-		strconv.FormatUint(uint64(r.Rev), 10),
-		r.Token.String(),
-		strconv.FormatInt(millis(r.Lease), 10),
-		flags,
-		strconv.FormatUint(uint64(r.First), 10),
-		strconv.FormatUint(r.MaxStep, 10),
-	)
+	if r.Sequential {
+		p.flags |= 2
+	}
+	return p
+}
+
+var flagArgs = [...]any{"0", "1", "2", "3"}
+
+// appendArgs appends ARGV[1] to ARGV[5] of claim.lua; the revision and
+// token of each request follow.
+func (p claimParams) appendArgs(args []any, ttl any) []any {
+	return append(args, ttl, p.lease, flagArgs[p.flags], uint64(p.first), p.maxStep)
 }
 
 // claimReplies reads claim.lua's reply for keys and puts the reply for
@@ -250,7 +262,7 @@ func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token,
 		return err
 	}
 	name, _ := s.name(ns, key)
-	v, err := s.run(ctx, renewScript, []string{name}, token.String(), strconv.FormatInt(millis(lease), 10), s.ttlArg)
+	v, err := s.run(ctx, renewScript, []string{name}, token.String(), millis(lease), s.ttlArg)
 	if err != nil {
 		return err
 	}
@@ -269,8 +281,11 @@ func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	name, _ := s.name(ns, key)
-	v, err := s.run(ctx, commitScript, []string{name}, s.ttlArg, token.String())
+	t := newText(2, s.nameSize(ns, key)+tokenSize)
+	t.name(s, ns, key)
+	t.token(token)
+	tv := t.values()
+	v, err := s.run(ctx, commitScript, tv[:1], s.ttlArg, &tv[1])
 	if err != nil {
 		return err
 	}
@@ -327,7 +342,7 @@ func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) 
 		return err
 	}
 	name, _ := s.name(ns, key)
-	v, err := s.run(ctx, setScript, []string{name}, strconv.FormatUint(uint64(rev), 10), s.ttlArg)
+	v, err := s.run(ctx, setScript, []string{name}, uint64(rev), s.ttlArg)
 	if err != nil {
 		return err
 	}

@@ -331,9 +331,11 @@ func TestCorruptFields(t *testing.T) {
 		for _, fields := range [][]string{
 			{"rev", "abc"}, {"rev", "00042"}, {"rev", "-1"}, {"rev", "1.5"}, {"rev", ""},
 			{"rev", "18446744073709551616"}, {"rev", "99999999999999999999"},
-			{"claim", "x", "token", "t", "until", "1"},
-			{"claim", "5", "until", "1"},
-			{"claim", "5", "token", "t", "until", "soon"},
+			{"claim", "x"}, {"claim", "5"}, {"claim", "5 ab"}, {"claim", "5 ab soon"}, {"claim", "5 xy 1"},
+			{"claim", "05 ab 1"}, {"claim", "18446744073709551616 ab 1"}, {"claim", "5 ab 1 "},
+			{"claim", "5 ab 9999999999999999"},
+			// rev 4 does not end a claim on 5, so the claim is read.
+			{"claim", "5 ab", "rev", "4"},
 		} {
 			require.NoError(t, c.Del(ctx, name).Err())
 			args := make([]any, len(fields))
@@ -441,7 +443,7 @@ func TestServerClock(t *testing.T) {
 	res, err := s.Claim(ctx, req("k", 1, tok(1)))
 	require.NoError(t, err)
 	require.Equal(t, revguard.Granted, res.Verdict)
-	assert.Equal(t, fmt.Sprint(start.Add(time.Minute).UnixMilli()), m.HGet("revguard:{:k}", "until"))
+	assert.Equal(t, fmt.Sprint("1 ", tok(1), " ", start.Add(time.Minute).UnixMilli()), m.HGet("revguard:{:k}", "claim"))
 
 	m.SetTime(start.Add(59 * time.Second))
 	res, err = s.Claim(ctx, req("k", 1, tok(2)))
@@ -454,6 +456,120 @@ func TestServerClock(t *testing.T) {
 	res, err = s.Claim(ctx, req("k", 1, tok(2)))
 	require.NoError(t, err)
 	require.Equal(t, revguard.Granted, res.Verdict)
+}
+
+// TestLayout pins down what an operator sees with redis-cli HGETALL, which
+// the package doc describes.
+func TestLayout(t *testing.T) {
+	m := miniredis.RunT(t)
+	s := New(miniClient(t, m))
+	ctx := t.Context()
+	start := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	m.SetTime(start)
+	name, _ := s.name("orders", "product:42")
+	require.Equal(t, "revguard:{orders:product:42}", name)
+	until := fmt.Sprint(start.Add(time.Minute).UnixMilli())
+	hash := func() map[string]string {
+		t.Helper()
+		h := map[string]string{}
+		fields, _ := m.HKeys(name)
+		for _, f := range fields {
+			h[f] = m.HGet(name, f)
+		}
+		return h
+	}
+	claim := func(r revguard.Request) {
+		t.Helper()
+		r.Namespace = "orders"
+		res, err := s.Claim(ctx, r)
+		require.NoError(t, err)
+		require.Equal(t, revguard.Granted, res.Verdict)
+	}
+	big := revguard.Revision(math.MaxUint64)
+
+	claim(req("product:42", 7, tok(1)))
+	require.Equal(t, map[string]string{"claim": "7 " + tok(1).String() + " " + until}, hash())
+	require.NoError(t, s.Commit(ctx, "orders", "product:42", tok(1)))
+	// The claim stays as a record: its revision is rev, so it has ended.
+	require.Equal(t, map[string]string{"rev": "7", "last": tok(1).String(), "claim": "7 " + tok(1).String() + " " + until}, hash())
+
+	claim(req("product:42", big, tok(2)))
+	require.Equal(t, map[string]string{"rev": "7", "last": tok(1).String(), "claim": "18446744073709551615 " + tok(2).String() + " " + until}, hash())
+	require.NoError(t, s.Release(ctx, "orders", "product:42", tok(2)))
+	require.Equal(t, map[string]string{"rev": "7", "last": tok(1).String()}, hash())
+
+	claim(req("product:42", 8, tok(3)))
+	m.SetTime(start.Add(2 * time.Minute)) // the claim on 8 expires unused
+	claim(adv("product:42", 9, tok(4)))
+	require.ErrorIs(t, s.Commit(ctx, "orders", "product:42", tok(3)), revguard.ErrLeaseLost)
+	require.Equal(t, map[string]string{"rev": "9", "last": tok(4).String()}, hash(), "an advance deletes a claim")
+
+	require.NoError(t, s.Set(ctx, "orders", "product:42", 3))
+	require.Equal(t, map[string]string{"rev": "3"}, hash())
+}
+
+// TestBatchRepeatedKey checks that a batch naming an entity twice (which
+// the guard never sends) is decided as its requests one after another.
+func TestBatchRepeatedKey(t *testing.T) {
+	forBackends(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := t.Context()
+		s := testStore(t, c)
+		verdicts := func(reqs ...revguard.Request) []revguard.Verdict {
+			t.Helper()
+			res, err := s.ClaimBatch(ctx, reqs)
+			require.NoError(t, err)
+			out := make([]revguard.Verdict, len(res))
+			for i, r := range res {
+				out[i] = r.Verdict
+			}
+			return out
+		}
+		b, d := revguard.Busy, revguard.Dup
+		g := revguard.Granted
+		require.Equal(t, []revguard.Verdict{g, b, g}, verdicts(req("k", 1, tok(1)), req("k", 2, tok(2)), req("k", 1, tok(1))))
+		require.NoError(t, s.Commit(ctx, "", "k", tok(1)))
+		require.Equal(t, []revguard.Verdict{g, g, d, g}, verdicts(adv("k", 3, tok(3)), adv("k", 3, tok(3)), adv("k", 3, tok(4)), req("k", 4, tok(5))))
+		require.Equal(t, []revguard.Verdict{b, g}, verdicts(adv("k", 5, tok(6)), adv("k", 4, tok(5))))
+		st, err := s.Peek(ctx, "", "k")
+		require.NoError(t, err)
+		require.Equal(t, revguard.State{Applied: 4, Exists: true}, st)
+	})
+}
+
+// TestCommitRetried holds commit.lua, which reads only the claim field, to
+// the answers of a retried commit: success while the claim it recorded is
+// still there, and from last once the next claim replaced it, never a
+// change of rev.
+func TestCommitRetried(t *testing.T) {
+	forBackends(t, func(t *testing.T, c redis.UniversalClient) {
+		ctx := t.Context()
+		s := testStore(t, c)
+		peek := func(want revguard.Revision) {
+			t.Helper()
+			st, err := s.Peek(ctx, "", "k")
+			require.NoError(t, err)
+			require.Equal(t, revguard.State{Applied: want, Exists: true}, st)
+		}
+		res, err := s.Claim(ctx, req("k", 1, tok(1)))
+		require.NoError(t, err)
+		require.Equal(t, revguard.Granted, res.Verdict)
+		require.NoError(t, s.Commit(ctx, "", "k", tok(1)))
+		require.NoError(t, s.Commit(ctx, "", "k", tok(1)), "retried while its ended claim is the last one")
+		peek(1)
+
+		res, err = s.Claim(ctx, req("k", 2, tok(2)))
+		require.NoError(t, err)
+		require.Equal(t, revguard.Granted, res.Verdict)
+		require.NoError(t, s.Commit(ctx, "", "k", tok(1)), "retried after the next claim")
+		peek(1)
+		require.ErrorIs(t, s.Commit(ctx, "", "k", tok(3)), revguard.ErrLeaseLost)
+		require.NoError(t, s.Commit(ctx, "", "k", tok(2)))
+		peek(2)
+		errs, err := s.CommitBatch(ctx, []revguard.Commit{{Key: "k", Token: tok(2)}})
+		require.NoError(t, err)
+		require.NoError(t, errs[0], "retried in a batch")
+		peek(2)
+	})
 }
 
 func TestExpiry(t *testing.T) {
@@ -498,9 +614,7 @@ func TestExpiry(t *testing.T) {
 	for _, key := range []string{"k2", "k3"} {
 		name, _ := s.name("", key)
 		assert.Zero(t, m.TTL(name), key)
-		if m.HGet(name, "claim") != "" {
-			assert.Equal(t, "0", m.HGet(name, "until"), "%s: the claim has ended", key)
-		}
+		assert.Empty(t, m.HGet(name, "claim"), "%s: the claim has ended", key)
 	}
 
 	// WithTTL: an applied revision lives d after it was recorded, and a

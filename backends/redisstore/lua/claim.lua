@@ -1,18 +1,18 @@
 -- claim.lua decides one or more requests against their entities' applied
 -- revisions and, for each one granted, takes a claim with a lease or (with
 -- the advance flag) records its revision as applied at once. Claim runs it
--- with one key, ClaimBatch with every key of one hash slot.
+-- with one key, ClaimBatch with every key of one hash slot whose requests
+-- share the values ARGV[2] to ARGV[5]. prelude.lua comes first.
 --
--- KEYS[i]    the hash of entity i (fields rev, last, claim, token, until;
---            until "0" means the claim has ended)
+-- KEYS[i]    the hash of entity i (fields rev, last, claim: see prelude.lua)
 -- ARGV[1]    milliseconds an applied revision lives, "0" for ever (WithTTL)
--- then six values per entity i, from ARGV[2 + 6*(i-1)]:
+-- ARGV[2]    the claims' lease in milliseconds
+-- ARGV[3]    flags: 1 = advance instead of claim, + 2 = sequential ordering
+-- ARGV[4]    the first revision of a sequential entity, canonical decimal
+-- ARGV[5]    refuse revisions more than this above the applied one, "0" for no bound
+-- then two values per entity i, from ARGV[4 + 2*i]:
 --   rev      the revision, canonical decimal (no sign, no leading zero)
 --   token    the request's token, hex
---   lease    the claim's lease in milliseconds
---   flags    1 = advance instead of claim, + 2 = sequential ordering
---   first    the first revision of a sequential entity, canonical decimal
---   maxstep  refuse revisions more than this above the applied one, "0" for no bound
 --
 -- Reply: an array of two values per entity, in KEYS order: the verdict
 -- (1 granted, 2 duplicate, 3 stale, 4 busy, 5 gap, 6 too far) and the
@@ -22,9 +22,8 @@
 -- error leaves every entity as it was.
 
 local GRANTED, DUP, OLD, BUSY, GAP, TOOFAR = 1, 2, 3, 4, 5, 6
--- Positions in an entity's HMGET reply, which the script keeps as the
--- entity's state; DEADLINE holds until as a number.
-local REV, LAST, CLAIM, TOKEN, UNTIL, DEADLINE = 1, 2, 3, 4, 5, 6
+-- Positions in an entity's state, the table load returns.
+local REV, FIELD, CLAIM, TOKEN, UNTIL = 1, 2, 3, 4, 5
 
 -- Lua numbers are doubles, exact only up to 2^53, so a long revision is
 -- never converted whole: split cuts it into its last ten decimal digits and
@@ -56,11 +55,6 @@ local function cmp(a, b)
   return 1
 end
 
-local function isrev(s)
-  if #s > 20 or not string.find(s, '^[1-9]%d*$') then return s == '0' end
-  return #s < 20 or cmp(s, '18446744073709551615') <= 0
-end
-
 -- step decides a revision above the applied one under Sequential ordering
 -- (only applied+1) and WithMaxStep (at most applied+maxstep), adding in
 -- split halves so that nothing rounds.
@@ -81,110 +75,88 @@ local function step(applied, rev, seq, maxstep)
   return GRANTED
 end
 
-local now
-local function clock()
-  if not now then
-    local t = redis.call('TIME')
-    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  end
-  return now
-end
-
 -- Read and check every entity first. An entity named twice is read once and
 -- its state carried from one request to the next, so a batch behaves as its
--- requests run one after another.
-local state = {}
+-- requests run one after another; requests name distinct entities in all
+-- but a faulty batch, so the state is kept up to date only then, which
+-- spares growing each entity's table.
+local state, repeated = {}, false
 for i, key in ipairs(KEYS) do
-  if not state[key] then
-    local e = redis.pcall('HMGET', key, 'rev', 'last', 'claim', 'token', 'until')
-    if e.err then return redis.error_reply('CORRUPT ' .. i .. ' is not a hash') end
-    if e[REV] and not isrev(e[REV]) then return redis.error_reply('CORRUPT ' .. i .. ' field rev') end
-    if e[UNTIL] == '0' then
-      e[CLAIM] = false -- a committed claim
-    elseif e[CLAIM] then
-      if not isrev(e[CLAIM]) then return redis.error_reply('CORRUPT ' .. i .. ' field claim') end
-      if not e[TOKEN] then return redis.error_reply('CORRUPT ' .. i .. ' field token') end
-      local u = e[UNTIL]
-      if not u or #u > 15 or not string.find(u, '^%d+$') then
-        return redis.error_reply('CORRUPT ' .. i .. ' field until')
-      end
-      e[DEADLINE] = tonumber(u)
-    end
+  if state[key] then
+    repeated = true
+  else
+    local e, what = load(i)
+    if not e then return redis.error_reply('CORRUPT ' .. i .. ' ' .. what) end
     state[key] = e
   end
 end
 
-local ttl = ARGV[1]
-local deadlines -- by lease: a batch's claims share one deadline
+local ttl, lease, flags, first, maxstep = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
+local advance, seq = flags == '1' or flags == '3', flags == '2' or flags == '3'
+local bounded = seq or maxstep ~= '0'
+local deadline, ends -- the end of the lease of every claim this call takes
 local out = {}
 for i, key in ipairs(KEYS) do
-  local a = 6 * i - 4
-  local rev, token, flags = ARGV[a], ARGV[a + 1], ARGV[a + 3]
-  local advance, seq = flags == '1' or flags == '3', flags == '2' or flags == '3'
+  local rev, token = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   local e = state[key]
   local applied = e[REV]
   -- This is revguard's Request.Decide, then the claim rules.
-  local v
-  local retried = advance and applied == rev and e[LAST] == token
-  if retried then
-    v = GRANTED -- a retried advance: it has already taken effect
-  elseif not applied then
-    v = GRANTED
-    if seq and rev ~= ARGV[a + 4] then
+  local v, retried = GRANTED, false
+  if not applied then
+    if seq and rev ~= first then
       v = GAP
-      if cmp(rev, ARGV[a + 4]) < 0 then v = OLD end
+      if cmp(rev, first) < 0 then v = OLD end
     end
   else
     local c = cmp(rev, applied)
     if c == 0 then
       v = DUP
+      -- An advance whose token recorded the applied revision is a retry
+      -- that has already taken effect.
+      if advance and redis.call('HGET', key, 'last') == token then v, retried = GRANTED, true end
     elseif c < 0 then
       v = OLD
-    elseif seq or ARGV[a + 5] ~= '0' then
-      v = step(applied, rev, seq, ARGV[a + 5])
-    else
-      v = GRANTED
+    elseif bounded then
+      v = step(applied, rev, seq, maxstep)
     end
   end
-  -- The clock is read only past the drop path, and only for a claim.
+  -- The clock is read only past the drop path, and only for a live claim.
   if v == GRANTED and not retried and e[CLAIM] and (e[TOKEN] ~= token or e[CLAIM] ~= rev)
-    and e[DEADLINE] > clock() then
+    and e[UNTIL] > clock() then
     v = BUSY
   end
   if v ~= GRANTED or retried then
     -- nothing to write
   elseif advance then
-    if e[CLAIM] then
-      redis.call('HSET', key, 'rev', rev, 'last', token, 'until', '0')
-    else
-      redis.call('HSET', key, 'rev', rev, 'last', token)
+    redis.call('HSET', key, 'rev', rev, 'last', token)
+    if e[FIELD] then
+      -- A claim on another revision would come back in force once rev
+      -- moves past it: an advance ends any claim by deleting it.
+      redis.call('HDEL', key, 'claim')
     end
     if ttl ~= '0' then
       redis.call('PEXPIRE', key, ttl)
-    elseif e[CLAIM] and not applied then
+    elseif e[FIELD] and not applied then
       redis.call('PERSIST', key) -- the key lived only as long as its claim
     end
-    e[REV], e[LAST], e[CLAIM] = rev, token, false
+    if repeated then e[REV], e[FIELD], e[CLAIM] = rev, false, nil end
   else
     -- A new claim, or the same token's retry extending its lease.
-    local lease = ARGV[a + 2]
-    deadlines = deadlines or {}
-    local d = deadlines[lease]
-    if not d then
-      d = {clock() + tonumber(lease)}
-      d[2] = string.format('%.0f', d[1])
-      deadlines[lease] = d
+    if not deadline then
+      deadline = clock() + tonumber(lease)
+      ends = string.format('%.0f', deadline)
     end
-    redis.call('HSET', key, 'claim', rev, 'token', token, 'until', d[2])
+    local field = rev .. ' ' .. token .. ' ' .. ends
+    redis.call('HSET', key, 'claim', field)
     if not applied then
       -- Nothing applied: the key is only this claim, and an abandoned
       -- claim should not outlive its lease.
-      redis.call('PEXPIREAT', key, d[2])
+      redis.call('PEXPIREAT', key, ends)
     elseif ttl ~= '0' then
       local left = redis.call('PTTL', key)
       if left >= 0 and left < tonumber(lease) then redis.call('PEXPIRE', key, lease) end
     end
-    e[CLAIM], e[TOKEN], e[DEADLINE] = rev, token, d[1]
+    if repeated then e[FIELD], e[CLAIM], e[TOKEN], e[UNTIL] = field, rev, token, deadline end
   end
   out[2 * i - 1] = v
   out[2 * i] = applied or ''

@@ -1,0 +1,63 @@
+-- prelude.lua is put before claim.lua, commit.lua, renew.lua and
+-- release.lua when they are embedded (scripts.go), so that every script that
+-- meets a claim reads an entity and its claim, checks them and reads the
+-- clock alike. It defines helpers only; each script's own header says what
+-- it takes and replies.
+--
+-- An entity is one hash with three fields, all plain strings:
+--   rev    the applied revision, canonical decimal (absent: nothing applied)
+--   last   the token that recorded rev, hex
+--   claim  the last claim taken: "<revision> <token> <until>", until being
+--          when its lease ends, Unix milliseconds on the server's clock.
+--          A claim whose revision is rev has been committed: it has ended,
+--          and stays only as a record, so that a commit costs one write.
+--          Nothing else sets rev to a claim's revision (an advance and Set
+--          delete the claim field).
+
+local now
+-- clock returns the server's time in milliseconds, read once per call.
+local function clock()
+  if not now then
+    local t = redis.call('TIME')
+    now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return now
+end
+
+-- isrev accepts a revision in canonical decimal (no sign, no leading zero)
+-- up to 2^64-1. Lua numbers are doubles, exact only up to 2^53, so twenty
+-- digits are compared as two halves of ten.
+local function isrev(s)
+  local n = #s
+  if n > 20 or not string.find(s, '^[1-9]%d*$') then return s == '0' end
+  if n < 20 then return true end
+  local hi = tonumber(string.sub(s, 1, 10))
+  return hi < 1844674407 or (hi == 1844674407 and tonumber(string.sub(s, 11)) <= 3709551615)
+end
+
+-- parse takes a claim field apart: its revision, token and lease end, or
+-- nil when revguard did not write it.
+local function parse(c)
+  local r, t, u = string.match(c, '^(%d+) (%x+) (%d+)$')
+  if not r or not isrev(r) or #u > 15 then return nil end
+  return r, t, tonumber(u)
+end
+
+-- load reads and checks KEYS[i]. It returns the entity as the table HMGET
+-- replied, [1] the applied revision (false: none) and [2] the claim field
+-- (false: none), to which it adds, only when a claim is in force (not ended),
+-- [3] its revision, [4] its token and [5] its lease end. For a key revguard
+-- did not write it returns nil and what is wrong.
+local function load(i)
+  local e = redis.pcall('HMGET', KEYS[i], 'rev', 'claim')
+  if e.err then return nil, 'is not a hash' end
+  local rev, c = e[1], e[2]
+  if rev and not isrev(rev) then return nil, 'field rev' end
+  -- The usual case in a claim: the last claim has ended, which its prefix
+  -- alone tells, without taking the field apart.
+  if c and not (rev and string.sub(c, 1, #rev + 1) == rev .. ' ') then
+    e[3], e[4], e[5] = parse(c)
+    if not e[3] then return nil, 'field claim' end
+  end
+  return e
+end
