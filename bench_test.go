@@ -2,11 +2,8 @@ package revguard_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -21,6 +18,7 @@ import (
 	"github.com/revguard/revguard/backends/memstore"
 	"github.com/revguard/revguard/backends/redisstore"
 	"github.com/revguard/revguard/backends/sqlstore"
+	"github.com/revguard/revguard/internal/testenv"
 )
 
 // BenchmarkBackends runs the guard on every store beside what a consumer
@@ -49,16 +47,16 @@ var benchBackends = []struct {
 }{
 	{"memstore", openMemstore},
 	{"redis", func(b *testing.B) target {
-		addr := server(b, envRedisAddr, "redis-server")
+		addr := testenv.Server(b, testenv.RedisAddr, "redis-server")
 		t := redisTarget(b, redis.NewClient(&redis.Options{Addr: addr, PoolSize: maxGoroutines, MinIdleConns: maxGoroutines}))
 		t.dropCache = true
 		return t
 	}},
-	{"cluster", func(b *testing.B) target { return clusterTarget(b, envRedisCluster, "Redis Cluster") }},
+	{"cluster", func(b *testing.B) target { return clusterTarget(b, testenv.RedisCluster, "Redis Cluster") }},
 	// Against "cluster", what more shards bring. Only the cases that show it,
 	// so that scripts/bench.sh can afford it on every run.
 	{"cluster-1node", func(b *testing.B) target {
-		t := clusterTarget(b, envRedisCluster1, "one-node Redis Cluster")
+		t := clusterTarget(b, testenv.RedisCluster1, "one-node Redis Cluster")
 		t.scaling = true
 		return t
 	}},
@@ -69,14 +67,6 @@ var benchBackends = []struct {
 		return t
 	}},
 }
-
-const (
-	envRedisAddr     = "REVGUARD_REDIS_ADDR"
-	envRedisCluster  = "REVGUARD_REDIS_CLUSTER"
-	envRedisCluster1 = "REVGUARD_REDIS_CLUSTER1" // a cluster of one node: scripts/servers.sh start -cluster1
-	envPostgres      = "REVGUARD_POSTGRES_DSN"
-	envRequire       = "REVGUARD_REQUIRE_SERVERS"
-)
 
 const (
 	// perWorker is how many keys each goroutine owns. Enough that most
@@ -216,7 +206,7 @@ func check(out revguard.Outcome, err error, want revguard.Outcome) error {
 // call: -count and the growing b.N call a benchmark function again and
 // again, and each call's revisions start at 1.
 func freshKeys(g int) [][]string {
-	tag := randomHex(6)
+	tag := testenv.Unique("", 6)
 	keys := make([][]string, g)
 	for w := range keys {
 		keys[w] = make([]string, perWorker)
@@ -295,28 +285,6 @@ func eventsPerSec(b *testing.B, perOp int) {
 	b.ReportMetric(float64(b.N*perOp)/b.Elapsed().Seconds(), "events/s")
 }
 
-// server returns the address or DSN in env, and skips b without one, unless
-// REVGUARD_REQUIRE_SERVERS=1 makes that a failure, as in the tests.
-func server(b *testing.B, env, what string) string {
-	b.Helper()
-	v := os.Getenv(env)
-	if v == "" {
-		if os.Getenv(envRequire) == "1" {
-			b.Fatalf("%s is not set, and %s=1 requires a %s", env, envRequire, what)
-		}
-		b.Skipf("%s is not set: skipping the benchmarks against a %s", env, what)
-	}
-	return v
-}
-
-func randomHex(n int) string {
-	p := make([]byte, n)
-	if _, err := rand.Read(p); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(p)
-}
-
 // rawMap is the in-process baseline: a map behind one mutex.
 type rawMap struct {
 	mu   sync.Mutex
@@ -365,7 +333,7 @@ if c and tonumber(c) >= tonumber(ARGV[1]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1]) return 1`)
 
 func clusterTarget(b *testing.B, env, what string) target {
-	addrs := strings.Split(server(b, env, what), ",")
+	addrs := strings.Split(testenv.Server(b, env, what), ",")
 	return redisTarget(b, redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs, PoolSize: maxGoroutines, MinIdleConns: maxGoroutines}))
 }
 
@@ -373,9 +341,9 @@ func clusterTarget(b *testing.B, env, what string) target {
 // shared servers are never flushed.
 func redisTarget(b *testing.B, c redis.UniversalClient) target {
 	ctx := context.Background()
-	prefix := "revguard-bench:" + randomHex(6) + ":"
+	prefix := testenv.Unique("revguard-bench:", 6) + ":"
 	b.Cleanup(func() {
-		deleteKeys(ctx, c, prefix)
+		testenv.DeleteKeys(ctx, c, prefix)
 		_ = c.Close()
 	})
 	// Pipelined calls cannot fall back to EVAL; this also loads it on every
@@ -411,22 +379,6 @@ func redisTarget(b *testing.B, c redis.UniversalClient) target {
 	}
 }
 
-func deleteKeys(ctx context.Context, c redis.UniversalClient, prefix string) {
-	del := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Unlink(ctx, iter.Val())
-		}
-		return iter.Err()
-	}
-	switch c := c.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(ctx, del)
-	case *redis.Client:
-		_ = del(ctx, c)
-	}
-}
-
 func openSQLite(b *testing.B) target {
 	path := filepath.Join(b.TempDir(), "bench.db")
 	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
@@ -451,7 +403,7 @@ func openSQLite(b *testing.B) target {
 }
 
 func openPostgres(b *testing.B) target {
-	db, err := sql.Open("pgx", server(b, envPostgres, "PostgreSQL server"))
+	db, err := sql.Open("pgx", testenv.Server(b, testenv.Postgres, "PostgreSQL server"))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -461,7 +413,7 @@ func openPostgres(b *testing.B) target {
 	conns := make([]*sql.Conn, maxGoroutines)
 	for i := range conns {
 		if conns[i], err = db.Conn(context.Background()); err != nil {
-			b.Fatalf("PostgreSQL at %s: %v", envPostgres, err)
+			b.Fatalf("PostgreSQL at %s: %v", testenv.Postgres, err)
 		}
 	}
 	for _, c := range conns {
@@ -484,11 +436,11 @@ func openPostgres(b *testing.B) target {
 // INSERTs, which the upsert clause completes; args makes many's arguments.
 func sqlTarget(b *testing.B, db *sql.DB, d sqlstore.Dialect, manyName, one, many string, args func(keys []string, rev int64) []any) target {
 	ctx := context.Background()
-	store, err := sqlstore.New(db, d, sqlstore.WithTable("rgbench_"+randomHex(6)))
+	store, err := sqlstore.New(db, d, sqlstore.WithTable(testenv.Unique("rgbench_", 6)))
 	if err != nil {
 		b.Fatal(err)
 	}
-	raw := "rgbench_raw_" + randomHex(6)
+	raw := testenv.Unique("rgbench_raw_", 6)
 	b.Cleanup(func() {
 		for _, t := range []string{store.Table(), raw} {
 			if _, err := db.ExecContext(ctx, "DROP TABLE IF EXISTS "+t); err != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/revguard/revguard/internal/testenv"
 )
 
 // freePort returns a TCP port on 127.0.0.1 that nothing listens on now.
@@ -54,10 +56,7 @@ func startRedis(t testing.TB, persistence string) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv(envRequire) == "1" {
-			t.Fatalf("redis-server is not installed, and %s=1", envRequire)
-		}
-		t.Skip("redis-server is not installed: skipping the restart")
+		testenv.Missing(t, "redis-server is not installed (the restart needs one of its own)")
 	}
 	r := &redisServer{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
 	r.args = []string{"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
@@ -136,10 +135,7 @@ const pgBin = "/usr/lib/postgresql/15/bin"
 func startPostgres(t testing.TB) *pgServer {
 	t.Helper()
 	skip := func(why string) {
-		if os.Getenv(envRequire) == "1" {
-			t.Fatalf("%s, and %s=1", why, envRequire)
-		}
-		t.Skip(why + ": skipping the PostgreSQL restart")
+		testenv.Missing(t, why+" (the PostgreSQL restart needs it)")
 	}
 	if _, err := os.Stat(filepath.Join(pgBin, "initdb")); err != nil {
 		skip("PostgreSQL 15 is not installed")

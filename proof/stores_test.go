@@ -2,9 +2,6 @@ package proof
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -14,41 +11,23 @@ import (
 	"github.com/revguard/revguard"
 	"github.com/revguard/revguard/backends/memstore"
 	"github.com/revguard/revguard/backends/redisstore"
+	"github.com/revguard/revguard/internal/testenv"
 )
 
-// The shared servers, as .ci/run and scripts/servers.sh start them. A test
-// that needs one skips with a message naming the variable when it is unset,
-// unless REVGUARD_REQUIRE_SERVERS=1 makes that a failure.
+// The shared servers, as .ci/run and scripts/servers.sh start them.
 const (
-	envRedis    = "REVGUARD_REDIS_ADDR"
-	envCluster  = "REVGUARD_REDIS_CLUSTER"
-	envPostgres = "REVGUARD_POSTGRES_DSN"
-	envMySQL    = "REVGUARD_MYSQL_DSN"
-	envRequire  = "REVGUARD_REQUIRE_SERVERS"
+	envRedis    = testenv.RedisAddr
+	envCluster  = testenv.RedisCluster
+	envPostgres = testenv.Postgres
+	envMySQL    = testenv.MySQL
 )
 
 // server returns the value of env, or skips (fails, when servers are
 // required) the test that needs it.
-func server(t testing.TB, env, what string) string {
-	t.Helper()
-	v := os.Getenv(env)
-	if v == "" {
-		if os.Getenv(envRequire) == "1" {
-			t.Fatalf("%s is not set, and %s=1 requires %s", env, envRequire, what)
-		}
-		t.Skipf("%s is not set: skipping %s (run scripts/servers.sh start)", env, what)
-	}
-	return v
-}
+func server(t testing.TB, env, what string) string { return testenv.Server(t, env, what) }
 
-// unique returns prefix followed by random hex, for namespaces, key
-// prefixes and table names that no other run uses: the shared servers are
-// never flushed.
-func unique(prefix string) string {
-	b := make([]byte, 5)
-	_, _ = rand.Read(b)
-	return prefix + hex.EncodeToString(b)
-}
+// unique returns prefix followed by random hex.
+func unique(prefix string) string { return testenv.Unique(prefix, 5) }
 
 // storeOpts says how a test wants its store's client set up.
 type storeOpts struct {
@@ -125,17 +104,5 @@ func openRedis(t testing.TB, c redis.UniversalClient, slack time.Duration) opene
 func deleteRedisKeys(c redis.UniversalClient, prefix string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	del := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-		return iter.Err()
-	}
-	switch c := c.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(ctx, del)
-	case *redis.Client:
-		_ = del(ctx, c)
-	}
+	testenv.DeleteKeys(ctx, c, prefix)
 }

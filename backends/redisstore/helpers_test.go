@@ -2,31 +2,14 @@ package redisstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
-)
 
-// Tests find the shared servers through these variables and skip without
-// them, unless REVGUARD_REQUIRE_SERVERS=1 makes that a failure.
-const (
-	envAddr    = "REVGUARD_REDIS_ADDR"
-	envCluster = "REVGUARD_REDIS_CLUSTER"
-	envRequire = "REVGUARD_REQUIRE_SERVERS"
+	"github.com/revguard/revguard/internal/testenv"
 )
-
-func missing(t testing.TB, env, what string) {
-	t.Helper()
-	if os.Getenv(envRequire) == "1" {
-		t.Fatalf("%s is not set, and %s=1 requires a %s", env, envRequire, what)
-	}
-	t.Skipf("%s is not set: skipping the test against a %s", env, what)
-}
 
 // backend is a Redis deployment a test runs against, and how to make
 // clients for it.
@@ -58,10 +41,7 @@ func miniClient(t testing.TB, m *miniredis.Miniredis) *redis.Client {
 
 func serverClient(t testing.TB) *redis.Client {
 	t.Helper()
-	addr := os.Getenv(envAddr)
-	if addr == "" {
-		missing(t, envAddr, "redis-server")
-	}
+	addr := testenv.Server(t, testenv.RedisAddr, "a redis-server")
 	c := redis.NewClient(&redis.Options{Addr: addr})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -69,10 +49,7 @@ func serverClient(t testing.TB) *redis.Client {
 
 func clusterClient(t testing.TB) *redis.ClusterClient {
 	t.Helper()
-	addrs := os.Getenv(envCluster)
-	if addrs == "" {
-		missing(t, envCluster, "Redis Cluster")
-	}
+	addrs := testenv.Server(t, testenv.RedisCluster, "a Redis Cluster")
 	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: strings.Split(addrs, ",")})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -86,25 +63,8 @@ func testStore(t testing.TB, c redis.UniversalClient, opts ...Option) *Store {
 	return New(c, append([]Option{WithPrefix(prefix)}, opts...)...)
 }
 
-func uniquePrefix() string {
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	return "revguard-test:" + hex.EncodeToString(b) + ":"
-}
+func uniquePrefix() string { return testenv.Unique("revguard-test:", 6) + ":" }
 
 func deleteKeys(c redis.UniversalClient, prefix string) {
-	ctx := context.Background()
-	del := func(ctx context.Context, c *redis.Client) error {
-		iter := c.Scan(ctx, 0, prefix+"*", 1000).Iterator()
-		for iter.Next(ctx) {
-			c.Del(ctx, iter.Val())
-		}
-		return iter.Err()
-	}
-	switch c := c.(type) {
-	case *redis.ClusterClient:
-		_ = c.ForEachMaster(ctx, del)
-	case *redis.Client:
-		_ = del(ctx, c)
-	}
+	testenv.DeleteKeys(context.Background(), c, prefix)
 }

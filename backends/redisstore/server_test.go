@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"strconv"
 	"sync/atomic"
@@ -18,6 +17,8 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/revguard/revguard"
+
+	"github.com/revguard/revguard/internal/testenv"
 )
 
 // ownServer is a redis-server this test started, for what the shared ones
@@ -35,10 +36,7 @@ func startOwnServer(t *testing.T) *ownServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv(envRequire) == "1" {
-			t.Fatalf("redis-server is not on PATH, and %s=1 requires it", envRequire)
-		}
-		t.Skip("redis-server is not on PATH: skipping the test that starts its own server")
+		testenv.Missing(t, "redis-server is not on PATH (the test starts its own server)")
 	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,14 +15,12 @@ import (
 
 	"github.com/revguard/revguard"
 	"github.com/revguard/revguard/backends/sqlstore"
+	"github.com/revguard/revguard/internal/testenv"
 )
 
-// Tests find the shared servers through these variables and skip without
-// them, unless REVGUARD_REQUIRE_SERVERS=1 makes that a failure.
 const (
-	envPostgres = "REVGUARD_POSTGRES_DSN"
-	envMySQL    = "REVGUARD_MYSQL_DSN"
-	envRequire  = "REVGUARD_REQUIRE_SERVERS"
+	envPostgres = testenv.Postgres
+	envMySQL    = testenv.MySQL
 )
 
 // database is one dialect a test runs on, and how to open it.
@@ -68,13 +65,7 @@ func openSQLite(t testing.TB, extra string) *sql.DB {
 func openServer(driver, env, what, sep string) func(t testing.TB, extra string) *sql.DB {
 	return func(t testing.TB, extra string) *sql.DB {
 		t.Helper()
-		dsn := os.Getenv(env)
-		if dsn == "" {
-			if os.Getenv(envRequire) == "1" {
-				t.Fatalf("%s is not set, and %s=1 requires a %s server", env, envRequire, what)
-			}
-			t.Skipf("%s is not set: skipping the test against %s", env, what)
-		}
+		dsn := testenv.Server(t, env, what)
 		if extra != "" {
 			if strings.Contains(dsn, "?") {
 				sep = "&"
@@ -93,13 +84,7 @@ func openServer(driver, env, what, sep string) func(t testing.TB, extra string) 
 	}
 }
 
-func randomHex(n int) string {
-	b := make([]byte, n)
-	if _, err := rand.Read(b); err != nil {
-		panic(err)
-	}
-	return hex.EncodeToString(b)
-}
+func randomHex(n int) string { return testenv.Unique("", n) }
 
 // newStore makes a store on a table of its own, dropped when t ends, since
 // other packages' tests share the servers.
