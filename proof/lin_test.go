@@ -113,18 +113,7 @@ func checkLinearizable(t *testing.T, name string, o opened, cfg linConfig, want 
 			_ = f.Close()
 			where = ": see " + f.Name()
 		}
-		// Open issue, found in the session that built the proof and not yet
-		// diagnosed: sqlstore on PostgreSQL at SERIALIZABLE isolation, with
-		// calls cut off by deadlines, produces a non-linearizable history in
-		// about one short run in three. It is reported here and fails the run
-		// only with -strict, until it is fixed; every other store fails the
-		// run at once.
-		if name == "postgres serializable" && !*strictFlag {
-			issueTable.add(t, "history not linearizable (open, undiagnosed)", name, fmt.Sprintf("%d calls%s", len(h.ops), where), "linearizable")
-			t.Logf("%s: the history of %d calls is not linearizable%s (known open issue; fails with -strict)", name, len(h.ops), where)
-		} else {
-			t.Errorf("%s: the history of %d calls is not linearizable%s", name, len(h.ops), where)
-		}
+		t.Errorf("%s: the history of %d calls is not linearizable%s", name, len(h.ops), where)
 	}
 	if res == porcupine.Unknown && want {
 		t.Errorf("%s: porcupine could not decide in %s", name, timeout)

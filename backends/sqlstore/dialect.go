@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"regexp"
 	"strconv"
@@ -100,6 +101,23 @@ func parseRev(s string) (revguard.Revision, error) {
 	n, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
 		return 0, fmt.Errorf("unreadable revision %q in the table: %w", s, err)
+	}
+	return revguard.Revision(n), nil
+}
+
+// parseRevBytes is parseRev for a column scanned as sql.RawBytes, without
+// copying it into a string first.
+func parseRevBytes(b []byte) (revguard.Revision, error) {
+	var n uint64
+	for _, c := range b {
+		d := uint64(c - '0')
+		if d > 9 || n > (math.MaxUint64-d)/10 {
+			return 0, fmt.Errorf("unreadable revision %q in the table", b)
+		}
+		n = n*10 + d
+	}
+	if len(b) == 0 {
+		return 0, errors.New("unreadable empty revision in the table")
 	}
 	return revguard.Revision(n), nil
 }

@@ -104,9 +104,11 @@
 // does not set one. The database may abort transactions that collide:
 // serialization failures under the stricter levels, deadlocks (MariaDB's gap
 // locks) under any (SQLSTATE 40001, 40P01, MySQL error 1213). Such an abort
-// changes nothing, and the store runs the operation again, up to
-// WithRetries times. Lock wait timeouts (MySQL 1205) are returned, not
-// retried.
+// changes nothing, and the store runs again what it undid, up to
+// WithRetries times. On PostgreSQL each statement commits on its own, so
+// a batch whose later statement was aborted runs again only the requests
+// no statement has decided yet: one that took effect is never decided
+// twice. Lock wait timeouts (MySQL 1205) are returned, not retried.
 //
 // # Transactional mode
 //

@@ -147,7 +147,7 @@ func (s *Store) readChunk(ctx context.Context, tx *sql.Tx, ents []entity, part [
 				b.WriteString(", ")
 			}
 			b.WriteString("(?, ?, ?)")
-			args = append(args, i, []byte(ents[i].ns), []byte(ents[i].key))
+			args = append(args, i, ents[i].nsBytes(), ents[i].keyBytes())
 		}
 		b.WriteString(") SELECT i.n, t.applied, t.applied_token, t.claim_rev, t.claim_token, t.claim_until IS NOT NULL, " +
 			"COALESCE(t.claim_until > strftime('%Y-%m-%d %H:%M:%f', 'now'), 0) FROM i JOIN ")
@@ -286,7 +286,7 @@ func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, ents []entity, rows [
 			if claim {
 				claimRev, claimTok = s.d.revArg(r.claimRev), r.claimTok[:]
 			}
-			args = append(args, []byte(e.ns), []byte(e.key), applied, by, claimRev, claimTok, s.d.leaseArg(r.lease, claim))
+			args = append(args, e.nsBytes(), e.keyBytes(), applied, by, claimRev, claimTok, s.d.leaseArg(r.lease, claim))
 		}
 		switch {
 		case s.d == SQLite:

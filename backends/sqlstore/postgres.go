@@ -1,10 +1,12 @@
 package sqlstore
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -62,17 +64,23 @@ func low(req *revguard.Request) revguard.Revision {
 	return lo
 }
 
-func (s *Store) pgClaim(ctx context.Context, q querier, reqs []revguard.Request, ents []entity, order []int, out []revguard.Reply) error {
-	pending := order
+// pgClaim decides reqs[pending], one statement per shape, and returns the
+// requests it left undecided. Outside a transaction (q is the *sql.DB) each
+// statement commits on its own, so when one fails the requests that earlier
+// ones decided stay decided: the caller's retry after a conflict must run
+// only those returned, or an advance that took effect would run again, be
+// refused as its own duplicate, or as stale once the entity moved on, and
+// its event be dropped.
+func (s *Store) pgClaim(ctx context.Context, q querier, reqs []revguard.Request, ents []entity, pending []int, out []revguard.Reply) ([]int, error) {
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == maxRereads {
-			return fmt.Errorf("the row of %q changed under each of %d reads", reqs[pending[0]].Key, maxRereads)
+			return pending, fmt.Errorf("the row of %q changed under each of %d reads", reqs[pending[0]].Key, maxRereads)
 		}
 		var refused []int
-		for len(pending) > 0 {
-			sh := shapeOf(&reqs[pending[0]])
+		for left := pending; len(left) > 0; {
+			sh := shapeOf(&reqs[left[0]])
 			var group, rest []int
-			for _, i := range pending {
+			for _, i := range left {
 				if shapeOf(&reqs[i]) == sh {
 					group = append(group, i)
 				} else {
@@ -87,17 +95,17 @@ func (s *Store) pgClaim(ctx context.Context, q querier, reqs []revguard.Request,
 				r, err = s.pgClaimBatch(ctx, q, sh, group, reqs, ents, out)
 			}
 			if err != nil {
-				return err
+				return slices.Concat(refused, left), err
 			}
 			refused = append(refused, r...)
-			pending = rest
+			left = rest
 		}
 		if len(refused) == 0 {
-			return nil
+			return nil, nil
 		}
 		rows, err := s.pgRead(ctx, q, ents, refused)
 		if err != nil {
-			return err
+			return refused, err
 		}
 		pending = nil
 		for j, i := range refused {
@@ -109,7 +117,7 @@ func (s *Store) pgClaim(ctx context.Context, q querier, reqs []revguard.Request,
 			out[i] = revguard.Reply{Verdict: v, State: rows[j].state()}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 // pgClaimOne runs the statement for request i alone and returns i if it
@@ -117,7 +125,7 @@ func (s *Store) pgClaim(ctx context.Context, q querier, reqs []revguard.Request,
 func (s *Store) pgClaimOne(ctx context.Context, q querier, i int, reqs []revguard.Request, ents []entity, out []revguard.Reply) ([]int, error) {
 	req, e := &reqs[i], &ents[i]
 	insert := !req.Sequential || req.Rev == req.First
-	args := []any{e.id[:], []byte(e.ns), []byte(e.key), decimal(req.Rev), req.Token[:], decimal(low(req))}
+	args := []any{e.id[:], e.nsBytes(), e.keyBytes(), decimal(req.Rev), req.Token[:], decimal(low(req))}
 	if !req.Advance {
 		args = append(args, req.Lease.Microseconds())
 	}
@@ -140,10 +148,11 @@ func (s *Store) pgClaimOne(ctx context.Context, q querier, i int, reqs []revguar
 // pgClaimBatch runs one statement for the requests idx names, which share
 // sh, and returns those it wrote nothing for.
 func (s *Store) pgClaimBatch(ctx context.Context, q querier, sh shape, idx []int, reqs []revguard.Request, ents []entity, out []revguard.Reply) ([]int, error) {
+	sortByID(ents, idx)
 	ids, nss, keys := arrays(ents, idx)
-	revs, toks := make([]string, len(idx)), make([][]byte, len(idx))
+	revs, toks := make([]string, len(idx)), make([]byte, 0, len(idx)*len(revguard.Token{}))
 	for j, i := range idx {
-		revs[j], toks[j] = decimal(reqs[i].Rev), reqs[i].Token[:]
+		revs[j], toks = decimal(reqs[i].Rev), append(toks, reqs[i].Token[:]...)
 	}
 	var maxStep any
 	if sh.maxStep != 0 {
@@ -158,16 +167,14 @@ func (s *Store) pgClaimBatch(ctx context.Context, q querier, sh shape, idx []int
 		return nil, err
 	}
 	defer rows.Close()
-	at := positions(ents, idx)
 	done := make([]bool, len(idx))
+	var id, before sql.RawBytes
+	var granted bool
 	for rows.Next() {
-		var id []byte
-		var granted bool
-		var before sql.NullString
 		if err := rows.Scan(&id, &granted, &before); err != nil {
 			return nil, fmt.Errorf("reading a claim's answer: %w", err)
 		}
-		j, err := at.find(id, done)
+		j, err := find(ents, idx, id, done)
 		if err != nil {
 			return nil, err
 		}
@@ -182,11 +189,14 @@ func (s *Store) pgClaimBatch(ctx context.Context, q querier, sh shape, idx []int
 			out[i] = revguard.Reply{Verdict: v}
 			continue
 		}
-		var r row
-		if err := readRow(&r, before, nil, sql.NullString{}, nil); err != nil {
-			return nil, err
+		var st revguard.State
+		if before != nil {
+			if st.Applied, err = parseRevBytes(before); err != nil {
+				return nil, err
+			}
+			st.Exists = true
 		}
-		out[i] = revguard.Reply{Verdict: revguard.Granted, State: r.state()}
+		out[i] = revguard.Reply{Verdict: revguard.Granted, State: st}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
@@ -194,11 +204,14 @@ func (s *Store) pgClaimBatch(ctx context.Context, q querier, sh shape, idx []int
 	return notDone(idx, done), nil
 }
 
-func (s *Store) pgCommit(ctx context.Context, commits []revguard.Commit, ents []entity, order []int, out []error) error {
-	pending := order
+// pgCommit commits commits[pending] and returns those it left undecided,
+// which, as with pgClaim, are all a retry may run again: a commit that took
+// effect and ran again would find its claim gone and, once the entity moved
+// on, answer ErrLeaseLost for a revision it recorded.
+func (s *Store) pgCommit(ctx context.Context, commits []revguard.Commit, ents []entity, pending []int, out []error) ([]int, error) {
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == maxRereads {
-			return fmt.Errorf("the row of %q changed under each of %d reads", commits[pending[0]].Key, maxRereads)
+			return pending, fmt.Errorf("the row of %q changed under each of %d reads", commits[pending[0]].Key, maxRereads)
 		}
 		var refused []int
 		var err error
@@ -208,14 +221,14 @@ func (s *Store) pgCommit(ctx context.Context, commits []revguard.Commit, ents []
 			refused, err = s.pgCommitBatch(ctx, pending, commits, ents, out)
 		}
 		if err != nil {
-			return err
+			return pending, err
 		}
 		if len(refused) == 0 {
-			return nil
+			return nil, nil
 		}
 		rows, err := s.pgRead(ctx, s.db, ents, refused)
 		if err != nil {
-			return err
+			return refused, err
 		}
 		pending = nil
 		for j, i := range refused {
@@ -230,12 +243,12 @@ func (s *Store) pgCommit(ctx context.Context, commits []revguard.Commit, ents []
 			}
 		}
 	}
-	return nil
+	return nil, nil
 }
 
 func (s *Store) pgCommitOne(ctx context.Context, i int, commits []revguard.Commit, ents []entity, out []error) ([]int, error) {
 	e := &ents[i]
-	res, err := s.db.ExecContext(ctx, s.q.commit, e.id[:], []byte(e.ns), []byte(e.key), commits[i].Token[:])
+	res, err := s.db.ExecContext(ctx, s.q.commit, e.id[:], e.nsBytes(), e.keyBytes(), commits[i].Token[:])
 	if err != nil {
 		return nil, err
 	}
@@ -251,25 +264,25 @@ func (s *Store) pgCommitOne(ctx context.Context, i int, commits []revguard.Commi
 }
 
 func (s *Store) pgCommitBatch(ctx context.Context, idx []int, commits []revguard.Commit, ents []entity, out []error) ([]int, error) {
+	sortByID(ents, idx)
 	ids, nss, keys := arrays(ents, idx)
-	toks := make([][]byte, len(idx))
-	for j, i := range idx {
-		toks[j] = commits[i].Token[:]
+	toks := make([]byte, 0, len(idx)*len(revguard.Token{}))
+	for _, i := range idx {
+		toks = append(toks, commits[i].Token[:]...)
 	}
 	rows, err := s.db.QueryContext(ctx, s.q.commitBatch, ids, nss, keys, toks)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	at := positions(ents, idx)
 	done := make([]bool, len(idx))
+	var id sql.RawBytes
+	var committed bool
 	for rows.Next() {
-		var id []byte
-		var committed bool
 		if err := rows.Scan(&id, &committed); err != nil {
 			return nil, fmt.Errorf("reading a commit's answer: %w", err)
 		}
-		j, err := at.find(id, done)
+		j, err := find(ents, idx, id, done)
 		if err != nil {
 			return nil, err
 		}
@@ -286,6 +299,24 @@ func (s *Store) pgCommitBatch(ctx context.Context, idx []int, commits []revguard
 	return notDone(idx, done), nil
 }
 
+// sortByID puts idx in row-hash order: the batch statements lock rows in
+// the order of their arrays, and find searches idx by hash.
+func sortByID(ents []entity, idx []int) {
+	slices.SortFunc(idx, func(a, b int) int { return bytes.Compare(ents[a].id[:], ents[b].id[:]) })
+}
+
+// find returns the position in idx, which is in hash order, of the row
+// hash id, and marks it done; an unknown or repeated hash is an answer this
+// store cannot read.
+func find(ents []entity, idx []int, id []byte, done []bool) (int, error) {
+	j, ok := slices.BinarySearchFunc(idx, id, func(i int, id []byte) int { return bytes.Compare(ents[i].id[:], id) })
+	if !ok || done[j] {
+		return 0, errors.New("the database answered a row that was not asked for")
+	}
+	done[j] = true
+	return j, nil
+}
+
 // pgRead reads the rows of ents[idx] as they are now, one row per index,
 // not found where the table has none.
 func (s *Store) pgRead(ctx context.Context, q querier, ents []entity, idx []int) ([]row, error) {
@@ -294,8 +325,9 @@ func (s *Store) pgRead(ctx context.Context, q querier, ents []entity, idx []int)
 	var err error
 	if len(idx) == 1 {
 		e := &ents[idx[0]]
-		res, err = q.QueryContext(ctx, s.q.read, e.id[:], []byte(e.ns), []byte(e.key))
+		res, err = q.QueryContext(ctx, s.q.read, e.id[:], e.nsBytes(), e.keyBytes())
 	} else {
+		sortByID(ents, idx)
 		ids, nss, keys := arrays(ents, idx)
 		res, err = q.QueryContext(ctx, s.q.readBatch, ids, nss, keys)
 	}
@@ -303,7 +335,6 @@ func (s *Store) pgRead(ctx context.Context, q querier, ents []entity, idx []int)
 		return nil, err
 	}
 	defer res.Close()
-	at := positions(ents, idx)
 	done := make([]bool, len(idx))
 	for res.Next() {
 		var (
@@ -315,7 +346,7 @@ func (s *Store) pgRead(ctx context.Context, q querier, ents []entity, idx []int)
 		if err := res.Scan(&id, &applied, &appliedBy, &claimRev, &claimTok, &live, &same); err != nil {
 			return nil, fmt.Errorf("reading a row of %s: %w", s.table, err)
 		}
-		j, err := at.find(id, done)
+		j, err := find(ents, idx, id, done)
 		if err != nil {
 			return nil, err
 		}
@@ -331,43 +362,20 @@ func (s *Store) pgRead(ctx context.Context, q querier, ents []entity, idx []int)
 	return rows, res.Err()
 }
 
-// arrays are the row hashes, namespaces and keys of ents[idx], as the
-// batch statements take them.
-func arrays(ents []entity, idx []int) (ids, nss, keys [][]byte) {
-	ids, nss, keys = make([][]byte, len(idx)), make([][]byte, len(idx)), make([][]byte, len(idx))
+// arrays are ents[idx] as the batch statements take them: the row hashes
+// one after another in one byte string, the namespaces and keys as arrays.
+// A driver converts an array of byte strings element by element; hashes,
+// all 32 bytes long, are cheaper cut apart in SQL.
+func arrays(ents []entity, idx []int) (ids []byte, nss, keys [][]byte) {
+	ids, nss, keys = make([]byte, 0, len(idx)*len(ents[0].id)), make([][]byte, len(idx)), make([][]byte, len(idx))
 	for j, i := range idx {
-		ids[j], nss[j], keys[j] = ents[i].id[:], []byte(ents[i].ns), []byte(ents[i].key)
+		ids, nss[j], keys[j] = append(ids, ents[i].id[:]...), ents[i].nsBytes(), ents[i].keyBytes()
 	}
 	return ids, nss, keys
 }
 
-// positionMap finds, by row hash, which of a statement's requests an
-// answer row is about.
-type positionMap map[[32]byte]int
-
-func positions(ents []entity, idx []int) positionMap {
-	at := make(positionMap, len(idx))
-	for j, i := range idx {
-		at[ents[i].id] = j
-	}
-	return at
-}
-
-// find returns the position of id and marks it done; an unknown or
-// repeated id means an answer this store cannot read.
-func (at positionMap) find(id []byte, done []bool) (int, error) {
-	var k [32]byte
-	copy(k[:], id)
-	j, ok := at[k]
-	if !ok || len(id) != len(k) || done[j] {
-		return 0, errors.New("the database answered a row that was not asked for")
-	}
-	done[j] = true
-	return j, nil
-}
-
 func (s *Store) pgRenew(ctx context.Context, e entity, token revguard.Token, lease time.Duration) error {
-	res, err := s.db.ExecContext(ctx, s.q.renew, e.id[:], []byte(e.ns), []byte(e.key), token[:], lease.Microseconds())
+	res, err := s.db.ExecContext(ctx, s.q.renew, e.id[:], e.nsBytes(), e.keyBytes(), token[:], lease.Microseconds())
 	if err != nil {
 		return err
 	}
@@ -382,7 +390,7 @@ func (s *Store) pgRenew(ctx context.Context, e entity, token revguard.Token, lea
 }
 
 func (s *Store) pgSet(ctx context.Context, e entity, rev revguard.Revision) error {
-	res, err := s.db.ExecContext(ctx, s.q.set, e.id[:], []byte(e.ns), []byte(e.key), decimal(rev))
+	res, err := s.db.ExecContext(ctx, s.q.set, e.id[:], e.nsBytes(), e.keyBytes(), decimal(rev))
 	if err != nil {
 		return err
 	}

@@ -53,12 +53,13 @@ func buildQueries(d Dialect, t string) queries {
 	namespace = $2 AND entity_key = $3 FROM ` + t + ` WHERE id = $1`
 		q.readBatch = `SELECT t.id, t.applied, t.applied_token, t.claim_rev, t.claim_token,
 	COALESCE(t.claim_until > statement_timestamp(), false), t.namespace = i.ns AND t.entity_key = i.k
-FROM unnest($1::bytea[], $2::bytea[], $3::bytea[]) AS i(id, ns, k) JOIN ` + t + ` t ON t.id = i.id`
+FROM (SELECT substring($1::bytea FROM u.n::int * 32 - 31 FOR 32) AS id, u.ns, u.k
+	FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS u(ns, k, n)) AS i JOIN ` + t + ` t ON t.id = i.id`
 		q.commit = pgCommitSQL(t)
 		q.commitBatch = pgCommitBatchSQL(t)
 		q.renew = `UPDATE ` + t + ` SET claim_until = statement_timestamp() + $5::bigint * interval '1 microsecond' WHERE ` +
 			q.entity + ` AND claim_token = $4 AND claim_until > statement_timestamp()`
-		q.set = `INSERT INTO ` + t + ` AS t (id, namespace, entity_key, applied) VALUES ($1, $2, $3, $4::text::numeric)
+		q.set = `INSERT INTO ` + t + ` AS t (id, namespace, entity_key, applied) VALUES ($1, $2, $3, $4::numeric)
 ON CONFLICT (id) DO UPDATE SET prev_applied = t.applied, applied = excluded.applied, applied_token = NULL,
 	claim_rev = NULL, claim_token = NULL, claim_until = NULL
 WHERE t.namespace = excluded.namespace AND t.entity_key = excluded.entity_key`
@@ -116,38 +117,38 @@ func b2i(b bool) int {
 // advance copies it into prev_applied first. No row means refused (see
 // postgres.go for what follows).
 func pgClaimSQL(t string, advance, insert bool) string {
-	const free = `(t.claim_until IS NULL OR t.claim_until <= statement_timestamp() OR (t.claim_token = $5 AND t.claim_rev = $4::text::numeric))`
+	const free = `(t.claim_until IS NULL OR t.claim_until <= statement_timestamp() OR (t.claim_token = $5 AND t.claim_rev = $4::numeric))`
 	var q string
 	switch {
 	case advance && insert:
 		q = `INSERT INTO {T} AS t (id, namespace, entity_key, applied, applied_token)
-VALUES ($1, $2, $3, $4::text::numeric, $5)
+VALUES ($1, $2, $3, $4::numeric, $5)
 ON CONFLICT (id) DO UPDATE SET prev_applied = t.applied, applied = excluded.applied, applied_token = excluded.applied_token,
 	claim_rev = NULL, claim_token = NULL, claim_until = NULL
 WHERE t.namespace = excluded.namespace AND t.entity_key = excluded.entity_key
-AND (t.applied IS NULL OR (t.applied < $4::text::numeric AND t.applied >= $6::text::numeric))
+AND (t.applied IS NULL OR (t.applied < $4::numeric AND t.applied >= $6::numeric))
 AND {free}
 RETURNING t.prev_applied`
 	case advance:
-		q = `UPDATE {T} AS t SET prev_applied = t.applied, applied = $4::text::numeric, applied_token = $5,
+		q = `UPDATE {T} AS t SET prev_applied = t.applied, applied = $4::numeric, applied_token = $5,
 	claim_rev = NULL, claim_token = NULL, claim_until = NULL
 WHERE t.id = $1 AND t.namespace = $2 AND t.entity_key = $3
-AND t.applied < $4::text::numeric AND t.applied >= $6::text::numeric
+AND t.applied < $4::numeric AND t.applied >= $6::numeric
 AND {free}
 RETURNING t.prev_applied`
 	case insert:
 		q = `INSERT INTO {T} AS t (id, namespace, entity_key, claim_rev, claim_token, claim_until)
-VALUES ($1, $2, $3, $4::text::numeric, $5, statement_timestamp() + $7::bigint * interval '1 microsecond')
+VALUES ($1, $2, $3, $4::numeric, $5, statement_timestamp() + $7::bigint * interval '1 microsecond')
 ON CONFLICT (id) DO UPDATE SET claim_rev = excluded.claim_rev, claim_token = excluded.claim_token, claim_until = excluded.claim_until
 WHERE t.namespace = excluded.namespace AND t.entity_key = excluded.entity_key
-AND (t.applied IS NULL OR (t.applied < $4::text::numeric AND t.applied >= $6::text::numeric))
+AND (t.applied IS NULL OR (t.applied < $4::numeric AND t.applied >= $6::numeric))
 AND {free}
 RETURNING t.applied`
 	default:
-		q = `UPDATE {T} AS t SET claim_rev = $4::text::numeric, claim_token = $5,
+		q = `UPDATE {T} AS t SET claim_rev = $4::numeric, claim_token = $5,
 	claim_until = statement_timestamp() + $7::bigint * interval '1 microsecond'
 WHERE t.id = $1 AND t.namespace = $2 AND t.entity_key = $3
-AND t.applied < $4::text::numeric AND t.applied >= $6::text::numeric
+AND t.applied < $4::numeric AND t.applied >= $6::numeric
 AND {free}
 RETURNING t.applied`
 	}
@@ -155,23 +156,28 @@ RETURNING t.applied`
 }
 
 // pgClaimBatchSQL decides a batch of claims in one statement. Its
-// parameters: $1 row hashes, $2 namespaces, $3 keys, $4 revisions (decimal
-// text), $5 tokens, each an array, then, shared by the batch, Sequential,
-// First, and MaxStep or NULL, and for a claim the lease in microseconds.
+// parameters, one entry a request, in row-hash order: $1 the row hashes,
+// one after another in one byte string (32 bytes each), $2 namespaces and
+// $3 keys (arrays), $4 revisions (decimal text), $5 the tokens in one byte
+// string (16 bytes each); then, shared by the batch, Sequential, First, and
+// MaxStep or NULL, and for a claim the lease in microseconds. (A driver
+// converts an array of byte strings element by element; hashes and tokens
+// have a fixed length, so substring cuts them cheaply.)
 //
 // It works as pgClaimSQL does, with these differences. The rows are
-// proposed in hash order, so that concurrent batches lock rows in one
-// order. The DO UPDATE can read no parameter per row, only the proposed
-// row, so the revision and token ride in it and the bounds are computed in
-// SQL: NUMERIC arithmetic is exact. And a request that an empty entity
-// refuses (Sequential, not First) must still propose a row, or an existing
-// row would not reach the DO UPDATE: when its entity has no row, that row is
-// written holding nothing (no applied revision, no claim time, so it reads
-// as absent), and RETURNING reports it as not granted.
+// proposed in the arrays' order, so that concurrent batches lock rows in
+// one order; WITH ORDINALITY tells the planner they come in that order, so
+// it sorts nothing. The DO UPDATE can read no parameter per row, only the
+// proposed row, so the revision and token ride in it and the bounds are
+// computed in SQL: NUMERIC arithmetic is exact. And a request that an
+// empty entity refuses (Sequential, not First) must still propose a row, or
+// an existing row would not reach the DO UPDATE: when its entity has no
+// row, that row is written holding nothing (no applied revision, no claim
+// time, so it reads as absent), and RETURNING reports it as not granted.
 func pgClaimBatchSQL(t string, advance bool) string {
 	const (
 		until   = `statement_timestamp() + $9::bigint * interval '1 microsecond'`
-		emptyOK = `(NOT $6::boolean OR i.rev = $7::text::numeric)`
+		emptyOK = `(NOT $6::boolean OR i.rev = $7::numeric)`
 	)
 	var cols, vals, set, rev, tok, empty, granted, before string
 	if advance {
@@ -195,14 +201,16 @@ func pgClaimBatchSQL(t string, advance bool) string {
 		"{rev}", rev, "{tok}", tok, "{empty}", empty, "{granted}", granted, "{before}", before)
 	return r.Replace(`INSERT INTO {T} AS t (id, namespace, entity_key, {cols})
 SELECT i.id, i.ns, i.k, {vals}
-FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[]::numeric[], $5::bytea[]) AS i(id, ns, k, rev, tok)
-ORDER BY i.id
+FROM (SELECT u.n, substring($1::bytea FROM u.n::int * 32 - 31 FOR 32) AS id, u.ns, u.k, u.rev,
+	substring($5::bytea FROM u.n::int * 16 - 15 FOR 16) AS tok
+	FROM unnest($2::bytea[], $3::bytea[], $4::text[]::numeric[]) WITH ORDINALITY AS u(ns, k, rev, n)) AS i
+ORDER BY i.n
 ON CONFLICT (id) DO UPDATE SET {set}
 WHERE t.namespace = excluded.namespace AND t.entity_key = excluded.entity_key
 AND CASE WHEN t.applied IS NULL THEN {empty}
 	ELSE t.applied < {rev}
 		AND (NOT $6::boolean OR t.applied + 1 = {rev})
-		AND ($8::text::numeric IS NULL OR {rev} - t.applied <= $8::text::numeric)
+		AND ($8::numeric IS NULL OR {rev} - t.applied <= $8::numeric)
 	END
 AND (t.claim_until IS NULL OR t.claim_until <= statement_timestamp()
 	OR (t.claim_token = {tok} AND t.claim_rev = {rev}))
@@ -218,18 +226,22 @@ WHERE t.id = $1 AND t.namespace = $2 AND t.entity_key = $3
 AND t.claim_token = $4 AND t.claim_until > statement_timestamp()`
 }
 
-// pgCommitBatchSQL is pgCommitSQL for arrays of the same parameters. Like
+// pgCommitBatchSQL is pgCommitSQL for a batch, its parameters laid out as
+// pgClaimBatchSQL's: $1 row hashes, $2 namespaces, $3 keys, $4 tokens. Like
 // a claim batch it proposes rows in hash order through INSERT ... ON
 // CONFLICT, so that it locks rows in the order claim batches do; a commit
 // for an entity with no row writes a row holding nothing, and RETURNING
-// reports it as not committed.
+// reports it as not committed. Only a claim statement, which compares
+// namespace and key, makes a live claim, so the token alone picks it.
 func pgCommitBatchSQL(t string) string {
 	return strings.ReplaceAll(`INSERT INTO {T} AS t (id, namespace, entity_key, claim_token)
-SELECT i.id, i.ns, i.k, i.tok FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::bytea[]) AS i(id, ns, k, tok)
-ORDER BY i.id
+SELECT i.id, i.ns, i.k, i.tok
+FROM (SELECT u.n, substring($1::bytea FROM u.n::int * 32 - 31 FOR 32) AS id, u.ns, u.k,
+	substring($4::bytea FROM u.n::int * 16 - 15 FOR 16) AS tok
+	FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS u(ns, k, n)) AS i
+ORDER BY i.n
 ON CONFLICT (id) DO UPDATE SET prev_applied = t.applied, applied = t.claim_rev, applied_token = t.claim_token,
 	claim_rev = NULL, claim_token = NULL, claim_until = NULL
-WHERE t.namespace = excluded.namespace AND t.entity_key = excluded.entity_key
-AND t.claim_token = excluded.claim_token AND t.claim_until > statement_timestamp()
+WHERE t.claim_token = excluded.claim_token AND t.claim_until > statement_timestamp()
 RETURNING t.id, t.applied IS NOT NULL`, "{T}", t)
 }

@@ -120,22 +120,39 @@ type entity struct {
 	id  [sha256.Size]byte
 	ns  string
 	key string
+	// raw is what id hashes: the namespace's length as one byte, so that no
+	// two (namespace, key) pairs hash the same bytes, the namespace, the
+	// key. Statements take namespace and key from it, as byte strings
+	// copied once.
+	raw []byte
 }
 
+// nsBytes and keyBytes are the namespace and key as statements take them;
+// neither is nil, which a driver would send as NULL.
+func (e *entity) nsBytes() []byte  { return e.raw[1 : 1+len(e.ns) : 1+len(e.ns)] }
+func (e *entity) keyBytes() []byte { return e.raw[1+len(e.ns):] }
+
 func newEntity(ns, key string) (entity, error) {
+	var e entity
+	_, err := e.fill(nil, ns, key)
+	return e, err
+}
+
+// fill checks ns and key, makes e that entity, with raw appended to buf,
+// and returns what is left of buf.
+func (e *entity) fill(buf []byte, ns, key string) ([]byte, error) {
 	if len(ns) > revguard.MaxNamespaceLen {
-		return entity{}, fmt.Errorf("sqlstore: namespace of %d bytes, above the limit of %d", len(ns), revguard.MaxNamespaceLen)
+		return buf, fmt.Errorf("sqlstore: namespace of %d bytes, above the limit of %d", len(ns), revguard.MaxNamespaceLen)
 	}
 	if err := revguard.CheckKey(key); err != nil {
-		return entity{}, err
+		return buf, err
 	}
-	// The namespace's length goes first, so that no two (namespace, key)
-	// pairs hash the same bytes.
-	b := make([]byte, 0, 1+len(ns)+len(key))
-	b = append(b, byte(len(ns)))
-	b = append(b, ns...)
-	b = append(b, key...)
-	return entity{id: sha256.Sum256(b), ns: ns, key: key}, nil
+	if cap(buf) < 1+len(ns)+len(key) {
+		buf = make([]byte, 0, 1+len(ns)+len(key))
+	}
+	raw := append(append(append(buf[:0:cap(buf)], byte(len(ns))), ns...), key...)
+	*e = entity{id: sha256.Sum256(raw), ns: ns, key: key, raw: raw[:len(raw):len(raw)]}
+	return raw[len(raw):], nil
 }
 
 // byID sorts indices into ents by row hash: every statement that touches
@@ -253,7 +270,11 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revg
 		return nil, err
 	}
 	if s.d == Postgres {
-		err = s.retry(ctx, "claim", func() error { return s.pgClaim(ctx, s.db, reqs, ents, order, out) })
+		left := order
+		err = s.retry(ctx, "claim", func() (err error) {
+			left, err = s.pgClaim(ctx, s.db, reqs, ents, left, out)
+			return err
+		})
 	} else {
 		err = s.inTx(ctx, "claim", func(tx *sql.Tx) error { return s.lockClaim(ctx, tx, reqs, ents, order, out) })
 	}
@@ -284,7 +305,11 @@ func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]e
 		return nil, err
 	}
 	if s.d == Postgres {
-		err = s.retry(ctx, "commit", func() error { return s.pgCommit(ctx, commits, ents, order, out) })
+		left := order
+		err = s.retry(ctx, "commit", func() (err error) {
+			left, err = s.pgCommit(ctx, commits, ents, left, out)
+			return err
+		})
 	} else {
 		err = s.inTx(ctx, "commit", func(tx *sql.Tx) error { return s.lockCommit(ctx, tx, commits, ents, order, out) })
 	}
@@ -345,12 +370,21 @@ func (s *Store) Peek(ctx context.Context, ns, key string) (revguard.State, error
 		return revguard.State{}, err
 	}
 	var applied sql.NullString
-	err = s.db.QueryRowContext(ctx, s.q.peek, s.entityArgs(e)...).Scan(&applied)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !applied.Valid) {
-		return revguard.State{}, nil
-	}
+	// A read can fail too, at SERIALIZABLE, when PostgreSQL finds it part of
+	// a cycle of read/write dependencies (SQLSTATE 40001).
+	err = s.retry(ctx, "peek", func() error {
+		err := s.db.QueryRowContext(ctx, s.q.peek, s.entityArgs(e)...).Scan(&applied)
+		if errors.Is(err, sql.ErrNoRows) {
+			applied = sql.NullString{}
+			return nil
+		}
+		return err
+	})
 	if err != nil {
-		return revguard.State{}, fmt.Errorf("sqlstore: peek: %w", err)
+		return revguard.State{}, err
+	}
+	if !applied.Valid {
+		return revguard.State{}, nil
 	}
 	rev, err := parseRev(applied.String)
 	if err != nil {
@@ -392,9 +426,9 @@ func (s *Store) Forget(ctx context.Context, ns, key string) error {
 // entity's row.
 func (s *Store) entityArgs(e entity) []any {
 	if s.d == SQLite {
-		return []any{[]byte(e.ns), []byte(e.key)}
+		return []any{e.nsBytes(), e.keyBytes()}
 	}
-	return []any{e.id[:], []byte(e.ns), []byte(e.key)}
+	return []any{e.id[:], e.nsBytes(), e.keyBytes()}
 }
 
 type txKey struct{}
@@ -446,7 +480,9 @@ func (s *Store) Transact(ctx context.Context, req revguard.Request, fn func(cont
 			}
 		}()
 		if s.d == Postgres {
-			err = s.pgClaim(ctx, tx, reqs, ents, order, out)
+			// A conflict rolls the whole transaction back: every attempt
+			// decides the request anew.
+			_, err = s.pgClaim(ctx, tx, reqs, ents, order, out)
 		} else {
 			err = s.lockClaim(ctx, tx, reqs, ents, order, out)
 		}
@@ -475,12 +511,23 @@ func (s *Store) Transact(ctx context.Context, req revguard.Request, fn func(cont
 // order; the batch must name each entity once.
 func entities(n int, name func(i int) (ns, key string)) ([]entity, []int, error) {
 	ents := make([]entity, n)
+	size := 0
+	for i := range n {
+		ns, key := name(i)
+		size += 1 + len(ns) + len(key)
+	}
+	// One buffer holds every entity's raw bytes: a batch allocates once,
+	// not once an entity.
+	buf := make([]byte, 0, size)
 	for i := range ents {
-		e, err := newEntity(name(i))
-		if err != nil {
+		ns, key := name(i)
+		var err error
+		if buf, err = ents[i].fill(buf, ns, key); err != nil {
 			return nil, nil, err
 		}
-		ents[i] = e
+	}
+	if n == 1 {
+		return ents, []int{0}, nil
 	}
 	order := byID(ents)
 	if err := checkDistinct(ents, order); err != nil {
