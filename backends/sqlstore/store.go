@@ -109,10 +109,19 @@ func (s *Store) CreateTable(ctx context.Context) error {
 }
 
 // createRace reports PostgreSQL's answer to two CREATE TABLE IF NOT
-// EXISTS racing: one of them fails on the catalog's unique index.
+// EXISTS racing: one of them fails on the catalog's unique index (23505),
+// on the table (42P07), or on the table's row type (42710, "type already
+// exists"), depending on where the two met.
 func (s *Store) createRace(err error) bool {
 	var e interface{ SQLState() string }
-	return s.d == Postgres && errors.As(err, &e) && (e.SQLState() == "23505" || e.SQLState() == "42P07")
+	if s.d != Postgres || !errors.As(err, &e) {
+		return false
+	}
+	switch e.SQLState() {
+	case "23505", "42P07", "42710":
+		return true
+	}
+	return false
 }
 
 // entity is one (namespace, key) with the hash that keys its row.
