@@ -44,8 +44,12 @@ type Store interface {
 	// ignored and replaced. A live claim by req.Token on req.Rev answers
 	// Granted again and extends the lease (a retried call). An advance whose
 	// token is the one that recorded the applied revision, with req.Rev
-	// applied, answers Granted (a retry); Set and Forget end that.
-	// Reply.State is the entity before this call.
+	// applied, answers Granted (a retry); Set and Forget end that. A store
+	// whose client sends a call again after a lost reply (go-redis does)
+	// must also answer Granted to an advance retried after newer revisions
+	// were applied, for at least the three recordings before the last;
+	// other stores may answer Old there. Reply.State is the entity before
+	// this call.
 	Claim(ctx context.Context, req Request) (Reply, error)
 
 	// ClaimBatch is Claim for many requests, in as few round trips as the

@@ -279,7 +279,6 @@ func TestProofFaults(t *testing.T) {
 				var counts faultCounts
 				var out outages
 				r, log := runStorm(t, store, mode, cfg, nil, schedule(px, &counts, 300*time.Millisecond, restartRedis(srv), &out))
-				overtakenRetries(t, mode, &r, counts.swallowed.Load())
 				checkStorm(t, "redis via toxiproxy", counts.String(), mode, r)
 				failed := checkOutages(t, log, &out)
 				outageTable.add(t, "redis", mode, aofAlways, failed, 0)
@@ -362,26 +361,4 @@ func TestProofFaults(t *testing.T) {
 			})
 		}
 	})
-}
-
-// overtakenRetries sets apart, in AtMostOnce mode on Redis, the losses that
-// known issue 2 (proof/GUARANTEES.md) explains: an advance whose reply was
-// swallowed, sent again by go-redis after another consumer had advanced the
-// entity further, is answered Stale with no error, so its handler never runs
-// and the storm cannot see that its first run took effect. Each needs a
-// swallowed reply, so at most that many are set apart; they are reported in
-// the known-issues table and fail the run with -strict. Any loss beyond them
-// still fails it.
-func overtakenRetries(t *testing.T, mode revguard.Mode, r *stormResult, swallowed int64) {
-	t.Helper()
-	n := r.lost - r.amoByDesign
-	if mode != revguard.AtMostOnce || n <= 0 || int64(n) > swallowed {
-		return
-	}
-	issueTable.add(t, "AtMostOnce: retried advance overtaken by the next revision is dropped unrun", "redis via toxiproxy",
-		fmt.Sprintf("%d events lost with no error, %d replies swallowed", n, swallowed), "applied, or an error")
-	if *strictFlag {
-		t.Errorf("redis AtMostOnce under faults: %d events lost that no advance or error explains (known issue 2)", n)
-	}
-	r.amoByDesign += n
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -133,6 +134,20 @@ func (h *harness) claim(req revguard.Request, want revguard.Verdict, before revg
 		h.t.Fatalf("Claim(%s) = %s, saw %s; want %s, saw %s",
 			describe(req), res.Verdict, stateString(res.State), want, stateString(before))
 	}
+}
+
+// claimAny is claim where the contract allows more than one verdict.
+func (h *harness) claimAny(req revguard.Request, want []revguard.Verdict, before revguard.State) revguard.Verdict {
+	h.t.Helper()
+	res, err := h.s.Claim(h.ctx(), req)
+	if err != nil {
+		h.t.Fatalf("Claim(%s): %v", describe(req), err)
+	}
+	if !slices.Contains(want, res.Verdict) || !sameState(res.State, before) {
+		h.t.Fatalf("Claim(%s) = %s, saw %s; want one of %v, saw %s",
+			describe(req), res.Verdict, stateString(res.State), want, stateString(before))
+	}
+	return res.Verdict
 }
 
 func (h *harness) commit(key string, tok revguard.Token) {

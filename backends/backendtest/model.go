@@ -1,6 +1,10 @@
 package backendtest
 
-import "github.com/revguard/revguard"
+import (
+	"slices"
+
+	"github.com/revguard/revguard"
+)
 
 // model is the Store contract written out plainly, for claims that never
 // expire: the differential test holds every store to it. It is kept apart
@@ -18,6 +22,13 @@ type modelEntity struct {
 	claimed  bool
 	holder   revguard.Token
 	claimRev revguard.Revision
+
+	prior []modelRecord // the recordings advances replaced, newest first, at most three
+}
+
+type modelRecord struct {
+	token revguard.Token
+	rev   revguard.Revision
 }
 
 func newModel() *model { return &model{entities: map[string]*modelEntity{}} }
@@ -47,6 +58,12 @@ func (m *model) claim(req revguard.Request) (revguard.State, []revguard.Verdict)
 	// An advance repeated by the token that made it is a retry.
 	if req.Advance && e.exists && e.recorded && e.applied == req.Rev && e.recordedBy == req.Token {
 		return before, []revguard.Verdict{granted}
+	}
+	// So is one that newer advances overtook: a store whose client sends
+	// calls again must say granted, another may say stale. Neither changes
+	// anything.
+	if req.Advance && e.exists && req.Rev < e.applied && slices.Contains(e.prior, modelRecord{req.Token, req.Rev}) {
+		return before, []revguard.Verdict{granted, old}
 	}
 
 	var v revguard.Verdict
@@ -86,6 +103,9 @@ func (m *model) claim(req revguard.Request) (revguard.State, []revguard.Verdict)
 	}
 
 	if req.Advance {
+		if e.exists && e.recorded {
+			e.prior = append([]modelRecord{{e.recordedBy, e.applied}}, e.prior[:min(len(e.prior), 2)]...)
+		}
 		e.applied, e.exists = req.Rev, true
 		e.recordedBy, e.recorded = req.Token, true
 		e.claimed = false

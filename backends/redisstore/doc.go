@@ -30,6 +30,9 @@
 //	rev    the applied revision, in decimal (absent: nothing applied)
 //	last   the token that recorded rev, so that a retried commit or advance
 //	       can tell it already took effect
+//	prior  "<token>:<revision>" of the three recordings an advance replaced,
+//	       newest first, so that an advance go-redis sends again after newer
+//	       ones overtook it still answers as it first did
 //	claim  the last claim taken, "<revision> <token> <until>": the claimed
 //	       revision in decimal, the token holding the claim, and when its
 //	       lease ends, Unix milliseconds on the server's clock

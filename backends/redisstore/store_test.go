@@ -502,7 +502,20 @@ func TestLayout(t *testing.T) {
 	m.SetTime(start.Add(2 * time.Minute)) // the claim on 8 expires unused
 	claim(adv("product:42", 9, tok(4)))
 	require.ErrorIs(t, s.Commit(ctx, "orders", "product:42", tok(3)), revguard.ErrLeaseLost)
-	require.Equal(t, map[string]string{"rev": "9", "last": tok(4).String()}, hash(), "an advance deletes a claim")
+	require.Equal(t, map[string]string{"rev": "9", "last": tok(4).String(), "prior": tok(1).String() + ":7"}, hash(),
+		"an advance deletes a claim, and moves the recording it replaces to prior")
+	claim(adv("product:42", 10, tok(5)))
+	claim(adv("product:42", 11, tok(6)))
+	claim(adv("product:42", 12, tok(7)))
+	require.Equal(t, map[string]string{"rev": "12", "last": tok(7).String(),
+		"prior": tok(6).String() + ":11 " + tok(5).String() + ":10 " + tok(4).String() + ":9"}, hash(), "prior keeps three")
+	// The advance of 10, sent again after two newer ones: still a retry.
+	res, err := s.Claim(ctx, revguard.Request{Namespace: "orders", Key: "product:42", Rev: 10, Token: tok(5), Advance: true, Lease: time.Minute})
+	require.NoError(t, err)
+	require.Equal(t, revguard.Reply{Verdict: revguard.Granted, State: revguard.State{Applied: 12, Exists: true}}, res)
+	res, err = s.Claim(ctx, revguard.Request{Namespace: "orders", Key: "product:42", Rev: 10, Token: tok(6), Advance: true, Lease: time.Minute})
+	require.NoError(t, err)
+	require.Equal(t, revguard.Old, res.Verdict, "another token's advance of 10 is stale")
 
 	require.NoError(t, s.Set(ctx, "orders", "product:42", 3))
 	require.Equal(t, map[string]string{"rev": "3"}, hash())

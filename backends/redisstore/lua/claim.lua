@@ -4,7 +4,7 @@
 -- with one key, ClaimBatch with every key of one hash slot whose requests
 -- share the values ARGV[2] to ARGV[5]. prelude.lua comes first.
 --
--- KEYS[i]    the hash of entity i (fields rev, last, claim: see prelude.lua)
+-- KEYS[i]    the hash of entity i (fields rev, last, prior, claim: see prelude.lua)
 -- ARGV[1]    milliseconds an applied revision lives, "0" for ever (WithTTL)
 -- ARGV[2]    the claims' lease in milliseconds
 -- ARGV[3]    flags: 1 = advance instead of claim, + 2 = sequential ordering
@@ -116,6 +116,14 @@ for i, key in ipairs(KEYS) do
       if advance and redis.call('HGET', key, 'last') == token then v, retried = GRANTED, true end
     elseif c < 0 then
       v = OLD
+      -- An advance overtaken since it took effect, sent again after its
+      -- reply was lost: prior names it, so it answers as it first did.
+      if advance then
+        local p = redis.call('HGET', key, 'prior')
+        if p and string.find(' ' .. p .. ' ', ' ' .. token .. ':' .. rev .. ' ', 1, true) then
+          v, retried = GRANTED, true
+        end
+      end
     elseif bounded then
       v = step(applied, rev, seq, maxstep)
     end
@@ -128,7 +136,19 @@ for i, key in ipairs(KEYS) do
   if v ~= GRANTED or retried then
     -- nothing to write
   elseif advance then
-    redis.call('HSET', key, 'rev', rev, 'last', token)
+    if applied then
+      -- The recording it replaces moves to prior, the last three kept.
+      local f = redis.call('HMGET', key, 'last', 'prior')
+      if f[1] then
+        local p = f[1] .. ':' .. applied
+        if f[2] then p = p .. ' ' .. (string.match(f[2], '^%S+ %S+') or f[2]) end
+        redis.call('HSET', key, 'rev', rev, 'last', token, 'prior', p)
+      else
+        redis.call('HSET', key, 'rev', rev, 'last', token)
+      end
+    else
+      redis.call('HSET', key, 'rev', rev, 'last', token)
+    end
     if e[FIELD] then
       -- A claim on another revision would come back in force once rev
       -- moves past it: an advance ends any claim by deleting it.

@@ -6,6 +6,6 @@
 -- Error "CORRUPT 1 <what>" when the key holds something this script did not
 -- write; it is then left as it was (a plain DEL would remove it silently).
 
-local r = redis.pcall('HDEL', KEYS[1], 'rev', 'last', 'claim')
+local r = redis.pcall('HDEL', KEYS[1], 'rev', 'last', 'prior', 'claim')
 if type(r) == 'table' and r.err then return redis.error_reply('CORRUPT 1 is not a hash') end
 return 1

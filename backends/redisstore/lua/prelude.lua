@@ -7,6 +7,9 @@
 -- An entity is one hash with three fields, all plain strings:
 --   rev    the applied revision, canonical decimal (absent: nothing applied)
 --   last   the token that recorded rev, hex
+--   prior  "<token>:<revision>" of the three advances before it, newest
+--          first, so that an advance overtaken before go-redis sent it
+--          again still answers as it first did (absent until then)
 --   claim  the last claim taken: "<revision> <token> <until>", until being
 --          when its lease ends, Unix milliseconds on the server's clock.
 --          A claim whose revision is rev has been committed: it has ended,

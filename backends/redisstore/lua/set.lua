@@ -12,7 +12,7 @@
 local r = redis.pcall('HSET', KEYS[1], 'rev', ARGV[1])
 if type(r) == 'table' and r.err then return redis.error_reply('CORRUPT 1 is not a hash') end
 -- The claim goes too: a claim on the new revision would read as committed.
-redis.call('HDEL', KEYS[1], 'last', 'claim')
+redis.call('HDEL', KEYS[1], 'last', 'prior', 'claim')
 if ARGV[2] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
