@@ -87,6 +87,8 @@ func overtakenBatch(t *testing.T, s *sqlstore.Store, other *sql.DB) ([]revguard.
 	defer func() { _ = tx.Rollback() }()
 	_, err = tx.ExecContext(ctx, "UPDATE "+s.Table()+" SET prev_applied = applied WHERE namespace = $1 AND entity_key = $2", []byte(ns), []byte(b))
 	require.NoError(t, err)
+	var xid string
+	require.NoError(t, tx.QueryRowContext(ctx, "SELECT pg_current_xact_id()::text").Scan(&xid))
 
 	type answer struct {
 		out []revguard.Reply
@@ -109,6 +111,17 @@ func overtakenBatch(t *testing.T, s *sqlstore.Store, other *sql.DB) ([]revguard.
 		if st.Applied == 10 {
 			break
 		}
+		select {
+		case r := <-done:
+			t.Fatalf("the batch returned (%v, %v) while b's row was locked", r.out, r.err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+	// Only a statement already waiting for b's row meets the conflict: one
+	// that began after the commit below would see the new row and pass.
+	for waiting := 0; waiting == 0; {
+		require.NoError(t, other.QueryRowContext(ctx,
+			"SELECT count(*) FROM pg_locks WHERE locktype = 'transactionid' AND NOT granted AND transactionid::text = $1", xid).Scan(&waiting))
 		select {
 		case r := <-done:
 			t.Fatalf("the batch returned (%v, %v) while b's row was locked", r.out, r.err)
