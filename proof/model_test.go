@@ -76,11 +76,18 @@ type entity struct {
 	applied revguard.Revision
 	exists  bool
 	last    int // the token that recorded applied (0: none, or Set)
+	prior   [3]record // the recordings advances replaced, newest first
 	claimed bool
 	crev    revguard.Revision
 	ctok    int
 	expMin  int64 // the claim's lease ends no earlier than this
 	expMax  int64 // and no later than this
+}
+
+// record is one recording of an applied revision: by which token.
+type record struct {
+	tok int
+	rev revguard.Revision
 }
 
 // slack widens lease windows for clocks that are not the test's: a server's
@@ -158,6 +165,16 @@ func apply(s entity, in input) []outcome {
 		if in.kind == opAdvance && in.tok != 0 && s.exists && s.applied == in.rev && s.last == in.tok {
 			return []outcome{{with(revguard.Granted), s}}
 		}
+		// An advance retried after newer ones overtook it: redisstore
+		// (whose client sends calls again) says granted, others may say
+		// stale; neither changes anything.
+		if in.kind == opAdvance && in.tok != 0 && s.exists && in.rev < s.applied {
+			for _, r := range s.prior {
+				if r.tok == in.tok && r.rev == in.rev {
+					return []outcome{{with(revguard.Granted), s}, {with(revguard.Old), s}}
+				}
+			}
+		}
 		switch v := decide(s, in); v {
 		case revguard.Dup, revguard.Old:
 			return []outcome{{with(v), s}} // a drop is correct whoever holds the claim
@@ -175,6 +192,9 @@ func apply(s entity, in input) []outcome {
 			return []outcome{{with(revguard.Busy), s}}
 		}
 		if in.kind == opAdvance {
+			if s.exists && s.last != 0 {
+				n.prior = [3]record{{s.last, s.applied}, s.prior[0], s.prior[1]}
+			}
 			n.applied, n.exists, n.last = in.rev, true, in.tok
 			n.claimed, n.crev, n.ctok, n.expMin, n.expMax = false, 0, 0, 0, 0
 		} else { // a new claim, or the same token's retry extending its lease
