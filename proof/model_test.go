@@ -75,7 +75,7 @@ type output struct {
 type entity struct {
 	applied revguard.Revision
 	exists  bool
-	last    int // the token that recorded applied (0: none, or Set)
+	last    int       // the token that recorded applied (0: none, or Set)
 	prior   [3]record // the recordings advances replaced, newest first
 	claimed bool
 	crev    revguard.Revision
