@@ -226,8 +226,7 @@ func (b *batch[T]) run(ctx context.Context, round []*keyRun, h Handler[T]) {
 	var granted []int
 	for i, k := range round {
 		k.state = res[i].State
-		// An advance is recorded whatever its handler does.
-		g.learn(k.key, k.state, reqs[i].Rev, res[i].Verdict == Granted && g.cfg.mode == AtMostOnce, epoch)
+		g.learnReply(&reqs[i], res[i], epoch)
 		if res[i].Verdict == Granted {
 			granted = append(granted, i)
 			continue

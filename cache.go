@@ -142,15 +142,3 @@ func (c *dropCache) invalidate() {
 		c.epoch.Add(1)
 	}
 }
-
-// len returns the number of entries held, trusted or not.
-func (c *dropCache) len() int {
-	n := 0
-	for i := range c.shards {
-		s := &c.shards[i]
-		s.mu.Lock()
-		n += len(s.slots)
-		s.mu.Unlock()
-	}
-	return n
-}

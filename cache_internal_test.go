@@ -55,3 +55,15 @@ func TestDropCacheEpoch(t *testing.T) {
 		t.Fatal("the old, higher revision outlived invalidate")
 	}
 }
+
+// len returns the number of entries held, trusted or not.
+func (c *dropCache) len() int {
+	n := 0
+	for i := range c.shards {
+		s := &c.shards[i]
+		s.mu.Lock()
+		n += len(s.slots)
+		s.mu.Unlock()
+	}
+	return n
+}

@@ -152,6 +152,12 @@ func (g *Guard[T]) cached(key string, rev Revision) (Outcome, State, bool) {
 	return out, State{Applied: applied, Exists: true}, true
 }
 
+// learnReply tells the drop cache what a Claim that began at epoch answered:
+// an advance granted is recorded at once, whatever its handler then does.
+func (g *Guard[T]) learnReply(req *Request, res Reply, epoch uint64) {
+	g.learn(req.Key, res.State, req.Rev, res.Verdict == Granted && req.Advance, epoch)
+}
+
 // learn tells the drop cache what a store call that began at epoch saw:
 // st.Applied was applied then, and so was rev when the call applied it.
 func (g *Guard[T]) learn(key string, st State, rev Revision, applied bool, epoch uint64) {
@@ -240,15 +246,13 @@ func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T
 	if err != nil {
 		return 0, res.State, false, storeError("claim", key, rev, err)
 	}
+	g.learnReply(&req, res, epoch)
 	if res.Verdict != Granted {
-		g.learn(key, res.State, rev, false, epoch)
 		out, err := g.outcome(&req, res)
 		return out, res.State, false, err
 	}
 	var dead bool
 	if g.cfg.mode == AtMostOnce {
-		// The advance is recorded whatever the handler does.
-		g.learn(key, res.State, rev, true, epoch)
 		dead, err = g.call(ctx, h, event)
 	} else {
 		dead, err = g.runClaimed(ctx, &req, event, h)
