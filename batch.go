@@ -140,13 +140,22 @@ func (b *batch[T]) round() []*keyRun {
 }
 
 // settle records the current revision's result for k and decides what is
-// left to try.
+// left to try. Its first event gets the result; a later copy of it gets
+// what Handle would say of a redelivery: Duplicate once the revision is
+// recorded, the same error otherwise (its handler is not run twice).
 func (b *batch[T]) settle(k *keyRun, out Outcome, err error) {
 	if err != nil {
 		out = 0
 	}
 	cur := k.revs[k.next]
-	for _, i := range cur.events {
+	again := out
+	if out == Applied || out == DeadLettered {
+		again = Duplicate
+	}
+	for n, i := range cur.events {
+		if n == 1 {
+			out = again
+		}
 		b.finishCached(i, k.key, cur.rev, k.state, out, err, k.cached)
 	}
 	k.cached = false
@@ -181,145 +190,18 @@ func (b *batch[T]) settle(k *keyRun, out Outcome, err error) {
 	k.next = len(k.revs)
 }
 
-// run tries the current revision of every key in round.
+// run tries the current revision of every key in round, through the
+// guard's pipeline.
 func (b *batch[T]) run(ctx context.Context, round []*keyRun, h Handler[T]) {
 	g := b.g
-	if g.cfg.mode == Transactional {
-		for _, k := range round {
-			r := k.revs[k.next]
-			var out Outcome
-			var err error
-			out, k.state, k.cached, err = g.handle(ctx, k.key, r.rev, b.events[r.events[0]], h)
-			b.settle(k, out, err)
-		}
-		return
-	}
-	if g.cache != nil {
-		round = slices.DeleteFunc(round, func(k *keyRun) bool {
-			out, st, ok := g.cached(k.key, k.revs[k.next].rev)
-			if ok {
-				k.state, k.cached = st, true
-				b.settle(k, out, nil)
-			}
-			return ok
-		})
-		if len(round) == 0 {
-			return
-		}
-	}
-	epoch := g.cache.now()
-	reqs := make([]Request, len(round))
+	jobs := make([]job[T], len(round))
 	for i, k := range round {
-		reqs[i] = g.request(k.key, k.revs[k.next].rev)
+		r := k.revs[k.next]
+		jobs[i].req, jobs[i].event = g.request(k.key, r.rev), b.events[r.events[0]]
 	}
-	res, err := g.store.ClaimBatch(ctx, reqs)
-	if err == nil && len(res) != len(reqs) {
-		err = fmt.Errorf("revguard: store %T answered %d results for %d requests", g.store, len(res), len(reqs))
-	}
-	if err != nil {
-		err = fmt.Errorf("revguard: claim batch of %d: %w", len(reqs), err)
-		for _, k := range round {
-			b.settle(k, 0, err)
-		}
-		return
-	}
-	var granted []int
+	g.decide(ctx, jobs, h)
 	for i, k := range round {
-		k.state = res[i].State
-		g.learnReply(&reqs[i], res[i], epoch)
-		if res[i].Verdict == Granted {
-			granted = append(granted, i)
-			continue
-		}
-		out, err := g.outcome(&reqs[i], res[i])
-		b.settle(k, out, err)
+		k.state, k.cached = jobs[i].state, jobs[i].cached
+		b.settle(k, jobs[i].out, jobs[i].err)
 	}
-	if len(granted) == 0 {
-		return
-	}
-	if g.cfg.mode == AtMostOnce {
-		for _, i := range granted {
-			k := round[i]
-			dead, err := g.call(ctx, h, b.events[k.revs[k.next].events[0]])
-			b.settle(k, appliedOr(dead), err)
-		}
-		return
-	}
-	b.runClaimed(ctx, round, reqs, granted, h, epoch)
-}
-
-// runClaimed runs the handlers of the granted claims under one lease, then
-// commits the ones that succeeded in one call and releases the others.
-func (b *batch[T]) runClaimed(ctx context.Context, round []*keyRun, reqs []Request, granted []int, h Handler[T], epoch uint64) {
-	g := b.g
-	claims := make([]Commit, len(granted))
-	for j, i := range granted {
-		claims[j] = Commit{reqs[i].Namespace, reqs[i].Key, reqs[i].Token}
-	}
-	l := g.keeper.start(ctx, claims...)
-	hctx, running := l.ctx, true
-	errs := make([]error, len(granted))
-	dead := make([]bool, len(granted))
-	var ok []Commit
-	var okIdx []int
-	defer func() {
-		if running { // a handler panicked: free every claim, let the panic go on
-			g.keeper.stop(l)
-			for _, c := range claims {
-				_ = g.store.Release(context.WithoutCancel(ctx), c.Namespace, c.Key, c.Token)
-			}
-		}
-	}()
-	for j, i := range granted {
-		k := round[i]
-		if dead[j], errs[j] = g.call(hctx, h, b.events[k.revs[k.next].events[0]]); errs[j] == nil {
-			ok = append(ok, claims[j])
-			okIdx = append(okIdx, j)
-		}
-	}
-	running = false
-	if ctx.Err() != nil {
-		ctx = context.WithoutCancel(ctx)
-	}
-	if len(ok) > 0 {
-		// The keeper goes on renewing while the commit is retried; a claim
-		// lost meanwhile is refused by the store, which fences by token.
-		var cerrs []error
-		err := g.settle(ctx, l, func() (err error) {
-			cerrs, err = g.store.CommitBatch(ctx, ok)
-			return err
-		})
-		if err == nil && len(cerrs) != len(ok) {
-			err = fmt.Errorf("revguard: store %T answered %d results for %d commits", g.store, len(cerrs), len(ok))
-		}
-		for n, j := range okIdx {
-			switch {
-			case err != nil:
-				errs[j] = fmt.Errorf("revguard: commit batch of %d: %w", len(ok), err)
-			case cerrs[n] != nil:
-				errs[j] = storeError("commit", claims[j].Key, reqs[granted[j]].Rev, cerrs[n])
-			}
-		}
-	}
-	_ = g.keeper.stop(l)
-	for j, err := range errs {
-		if err != nil {
-			_ = g.store.Release(ctx, claims[j].Namespace, claims[j].Key, claims[j].Token)
-		}
-	}
-	for j, i := range granted {
-		if errs[j] != nil {
-			b.settle(round[i], 0, errs[j])
-		} else {
-			g.learn(round[i].key, round[i].state, reqs[i].Rev, true, epoch)
-			b.settle(round[i], appliedOr(dead[j]), nil)
-		}
-	}
-}
-
-func appliedOr(deadLettered bool) Outcome {
-	if deadLettered {
-		return DeadLettered
-	}
-	return Applied
 }

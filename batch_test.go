@@ -38,7 +38,8 @@ func TestHandleBatchLatest(t *testing.T) {
 				{Key: "a", Rev: 1}, {Key: "a", Rev: 3}, {Key: "b", Rev: 5}, {Key: "a", Rev: 3},
 				{Key: "a", Rev: 2}, {Key: "c", Rev: 9}, {Key: ""}, {Key: "b", Rev: 5},
 			}, rec.handle)
-			assert.Equal(t, []string{"stale", "applied", "applied", "applied", "stale", "stale", "err", "applied"}, outcomes(rs))
+			assert.Equal(t, []string{"stale", "applied", "applied", "duplicate", "stale", "stale", "err", "duplicate"}, outcomes(rs),
+				"a later copy of an applied event is its duplicate, as Handle would say")
 			assert.ErrorIs(t, rs[6].Err, revguard.ErrInvalidKey)
 			assert.ElementsMatch(t, []revguard.Revision{3, 5}, rec.revs(), "only each key's highest revision runs, once")
 			assert.Equal(t, 1, s.n("claimbatch"), "one claim round trip for the batch")
@@ -47,7 +48,8 @@ func TestHandleBatchLatest(t *testing.T) {
 			}
 			assert.Zero(t, s.n("claim")+s.n("commit"))
 			st := g.Stats()
-			assert.Equal(t, uint64(4), st.Applied, "copies share their event's result")
+			assert.Equal(t, uint64(2), st.Applied, "handler runs recorded, not copies")
+			assert.Equal(t, uint64(2), st.Duplicate)
 			assert.Equal(t, uint64(3), st.Stale)
 			assert.Equal(t, uint64(1), st.Invalid)
 		})
@@ -92,7 +94,7 @@ func TestHandleBatchSequentialFillsItsOwnGaps(t *testing.T) {
 	rs := g.HandleBatch(ctx, []event{
 		{Key: "a", Rev: 3}, {Key: "a", Rev: 1}, {Key: "b", Rev: 1}, {Key: "a", Rev: 2}, {Key: "a", Rev: 2}, {Key: "a", Rev: 5},
 	}, rec.handle)
-	assert.Equal(t, []string{"applied", "applied", "applied", "applied", "applied", "gap"}, outcomes(rs))
+	assert.Equal(t, []string{"applied", "applied", "applied", "applied", "duplicate", "gap"}, outcomes(rs))
 	var a []revguard.Revision
 	for _, e := range rec.ran {
 		if e.Key == "a" {
@@ -100,7 +102,7 @@ func TestHandleBatchSequentialFillsItsOwnGaps(t *testing.T) {
 		}
 	}
 	assert.Equal(t, []revguard.Revision{1, 2, 3}, a)
-	assert.Equal(t, 4, s.n("claimbatch"), "one round per revision of the longest key")
+	assert.Equal(t, 4, s.n("claimbatch")+s.n("claim"), "one claim call per round, one round per revision of the longest key")
 }
 
 func TestHandleBatchSequentialFailureStopsTheKey(t *testing.T) {

@@ -142,3 +142,21 @@ func (c *dropCache) invalidate() {
 		c.epoch.Add(1)
 	}
 }
+
+// learnReply tells the drop cache what a Claim that began at epoch answered:
+// an advance granted is recorded at once, whatever its handler then does.
+func (g *Guard[T]) learnReply(req *Request, res Reply, epoch uint64) {
+	g.learn(req.Key, res.State, req.Rev, res.Verdict == Granted && req.Advance, epoch)
+}
+
+// learn tells the drop cache what a store call that began at epoch saw:
+// st.Applied was applied then, and so was rev when the call applied it.
+func (g *Guard[T]) learn(key string, st State, rev Revision, applied bool, epoch uint64) {
+	switch {
+	case g.cache == nil:
+	case applied:
+		g.cache.learn(key, max(rev, st.Applied), epoch)
+	case st.Exists:
+		g.cache.learn(key, st.Applied, epoch)
+	}
+}

@@ -95,5 +95,5 @@ func ExampleGuard_HandleBatch() {
 	// b@1: applied <nil>
 	// a@3: applied <nil>
 	// a@2: stale <nil>
-	// b@1: applied <nil>
+	// b@1: duplicate <nil>
 }

@@ -36,7 +36,10 @@ type Guard[T any] struct {
 
 	deadLetter func(context.Context, T, error) error
 	keeper     *keeper
+	held       bool       // the store is InProcess: claims need no lease
 	cache      *dropCache // nil unless WithDropCache
+	claims     *lane[Request, Reply]
+	commits    *lane[Commit, error]
 
 	tokenHi uint64
 	tokenLo atomic.Uint64
@@ -65,6 +68,15 @@ func New[T any](store Store, extract Extractor[T], opts ...Option) *Guard[T] {
 	}
 	g := &Guard[T]{store: store, extract: extract, cfg: cfg, watch: cfg.observer != nil || cfg.logger != nil}
 	g.keeper = newKeeper(store, cfg.lease)
+	if ip, ok := store.(InProcess); ok && ip.InProcess() {
+		g.held, g.cfg.coalesce = true, false
+	}
+	g.claims = newLane(func(r *Request) string { return r.Key }, store.Claim, store.ClaimBatch, !g.cfg.coalesce)
+	g.commits = newLane(func(c *Commit) string { return c.Key },
+		func(ctx context.Context, c Commit) (error, error) {
+			return nil, store.Commit(ctx, c.Namespace, c.Key, c.Token)
+		},
+		store.CommitBatch, !g.cfg.coalesce)
 	if cfg.mode == Transactional {
 		tx, ok := store.(Transactor)
 		if !ok {
@@ -100,18 +112,16 @@ func (g *Guard[T]) newToken() Token {
 	return t
 }
 
-func (g *Guard[T]) request(key string, rev Revision) Request {
-	return Request{
-		Namespace:  g.cfg.namespace,
-		Key:        key,
-		Rev:        rev,
-		Token:      g.newToken(),
-		Lease:      g.cfg.lease,
-		Advance:    g.cfg.mode != Claim,
-		Sequential: g.cfg.ordering == Sequential,
-		First:      g.cfg.first,
-		MaxStep:    g.cfg.maxStep,
-	}
+// A job is one decision under way: one entity's revision, and the event
+// that carries it to the handler.
+type job[T any] struct {
+	req    Request
+	event  T
+	state  State // the entity as the store, or the drop cache, saw it
+	out    Outcome
+	err    error
+	cached bool // the drop cache answered
+	done   bool // out or err is final
 }
 
 // Handle runs h on event if the event's revision is newer than its entity's
@@ -119,6 +129,9 @@ func (g *Guard[T]) request(key string, rev Revision) Request {
 // records it as applied as the mode says. It returns Applied, or Duplicate
 // or Stale with h not run, and a nil error when the message may be
 // acknowledged. An error from h is returned as it is.
+//
+// Concurrent calls on one guard share store round trips (see
+// WithoutCoalescing); each keeps the meaning of a call on its own.
 func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, error) {
 	if g.cfg.shadow {
 		return g.handleShadow(ctx, event, h)
@@ -127,46 +140,172 @@ func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, 
 	if g.watch {
 		start = time.Now()
 	}
-	var d Decision
-	var err error
-	d.Key, d.Revision, err = g.read(event)
-	if err == nil {
+	var one [1]job[T]
+	j := &one[0]
+	if g.prepare(j, event) {
 		if h == nil {
-			err = errNilHandler
+			j.finish(0, errNilHandler)
 		} else {
-			d.Outcome, d.Applied, d.Cached, err = g.handle(ctx, d.Key, d.Revision, event, h)
+			g.decide(ctx, one[:], h)
 		}
 	}
-	d.Err = err
-	g.record(d, start)
-	return d.Outcome, err
+	g.record(j.decision(), start)
+	return j.out, j.err
 }
 
-// cached answers a drop the drop cache knows of, without a store call.
-func (g *Guard[T]) cached(key string, rev Revision) (Outcome, State, bool) {
-	out, applied, ok := g.cache.drop(key, rev)
-	if !ok {
-		return 0, State{}, false
+// decide takes jobs, one per entity, through the pipeline and leaves each
+// with its outcome or error. Handle is decide with one job; HandleBatch
+// calls it once per round of its batch.
+func (g *Guard[T]) decide(ctx context.Context, jobs []job[T], h Handler[T]) {
+	if g.tx != nil {
+		g.transact(ctx, jobs, h)
+		return
 	}
-	g.stats.cached.Add(1)
-	return out, State{Applied: applied, Exists: true}, true
+	if g.cache != nil && g.dropCached(jobs) == 0 {
+		return
+	}
+	epoch := g.cache.now()
+	if g.claim(ctx, jobs, epoch) == 0 {
+		return
+	}
+	if g.cfg.mode == AtMostOnce {
+		g.run(ctx, jobs, h)
+		return
+	}
+	g.runClaimed(ctx, jobs, h, epoch)
 }
 
-// learnReply tells the drop cache what a Claim that began at epoch answered:
-// an advance granted is recorded at once, whatever its handler then does.
-func (g *Guard[T]) learnReply(req *Request, res Reply, epoch uint64) {
-	g.learn(req.Key, res.State, req.Rev, res.Verdict == Granted && req.Advance, epoch)
+// prepare reads event into j, or finishes j with the reason it cannot.
+func (g *Guard[T]) prepare(j *job[T], event T) bool {
+	key, rev, err := g.read(event)
+	j.req.Key, j.req.Rev = key, rev
+	if err != nil {
+		j.finish(0, err)
+		return false
+	}
+	j.req, j.event = g.request(key, rev), event
+	return true
 }
 
-// learn tells the drop cache what a store call that began at epoch saw:
-// st.Applied was applied then, and so was rev when the call applied it.
-func (g *Guard[T]) learn(key string, st State, rev Revision, applied bool, epoch uint64) {
-	switch {
-	case g.cache == nil:
-	case applied:
-		g.cache.learn(key, max(rev, st.Applied), epoch)
-	case st.Exists:
-		g.cache.learn(key, st.Applied, epoch)
+func (g *Guard[T]) request(key string, rev Revision) Request {
+	lease := g.cfg.lease
+	if g.held {
+		lease = 0
+	}
+	return Request{
+		Namespace:  g.cfg.namespace,
+		Key:        key,
+		Rev:        rev,
+		Token:      g.newToken(),
+		Lease:      lease,
+		Advance:    g.cfg.mode != Claim,
+		Sequential: g.cfg.ordering == Sequential,
+		First:      g.cfg.first,
+		MaxStep:    g.cfg.maxStep,
+	}
+}
+
+func (j *job[T]) finish(out Outcome, err error) {
+	if err != nil {
+		out = 0
+	}
+	j.out, j.err, j.done = out, err, true
+}
+
+func (j *job[T]) decision() Decision {
+	return Decision{Key: j.req.Key, Revision: j.req.Rev, Applied: j.state, Outcome: j.out, Cached: j.cached, Err: j.err}
+}
+
+// dropCached answers the jobs the drop cache knows to be drops, and returns
+// how many are left.
+func (g *Guard[T]) dropCached(jobs []job[T]) (left int) {
+	for i := range jobs {
+		j := &jobs[i]
+		if j.done {
+			continue
+		}
+		out, applied, ok := g.cache.drop(j.req.Key, j.req.Rev)
+		if !ok {
+			left++
+			continue
+		}
+		g.stats.cached.Add(1)
+		j.state, j.cached = State{Applied: applied, Exists: true}, true
+		j.finish(out, nil)
+	}
+	return left
+}
+
+// claim claims (or advances) every job left in one store call, shared with
+// concurrent callers, and finishes the refused ones. It returns how many
+// were granted.
+func (g *Guard[T]) claim(ctx context.Context, jobs []job[T], epoch uint64) (granted int) {
+	var one [1]Reply
+	replies := one[:]
+	var err error
+	if len(jobs) == 1 && !jobs[0].done {
+		one[0], err = g.claims.callOne(ctx, jobs[0].req)
+	} else {
+		reqs := make([]Request, 0, len(jobs))
+		for i := range jobs {
+			if !jobs[i].done {
+				reqs = append(reqs, jobs[i].req)
+			}
+		}
+		replies = make([]Reply, len(reqs))
+		err = g.claims.call(ctx, reqs, replies)
+	}
+	n := 0
+	for i := range jobs {
+		j := &jobs[i]
+		if j.done {
+			continue
+		}
+		res := replies[n]
+		n++
+		if err != nil {
+			j.finish(0, storeError("claim", j.req.Key, j.req.Rev, err))
+			continue
+		}
+		j.state = res.State
+		g.learnReply(&j.req, res, epoch)
+		if res.Verdict == Granted {
+			granted++
+			continue
+		}
+		j.finish(g.outcome(&j.req, res))
+	}
+	return granted
+}
+
+// transact runs each job's handler in a transaction of the store's own,
+// which records its revision.
+func (g *Guard[T]) transact(ctx context.Context, jobs []job[T], h Handler[T]) {
+	if g.cache != nil && g.dropCached(jobs) == 0 {
+		return
+	}
+	for i := range jobs {
+		j := &jobs[i]
+		if j.done {
+			continue
+		}
+		epoch := g.cache.now()
+		dead, event := false, j.event
+		res, err := g.tx.Transact(ctx, j.req, func(ctx context.Context) (err error) {
+			dead, err = g.call(ctx, h, event)
+			return err
+		})
+		j.state = res.State
+		if err != nil {
+			j.finish(0, err)
+			continue
+		}
+		out, err := g.outcome(&j.req, res)
+		g.learn(j.req.Key, res.State, j.req.Rev, out == Applied, epoch)
+		if dead && out == Applied {
+			out = DeadLettered
+		}
+		j.finish(out, err)
 	}
 }
 
@@ -186,16 +325,16 @@ func (g *Guard[T]) Wrap(h Handler[T]) Handler[T] {
 // anything or running a handler: Applied means it would run. Claims are not
 // considered, so an event Check calls Applied may still get ErrInFlight.
 func (g *Guard[T]) Check(ctx context.Context, event T) (Outcome, error) {
-	key, rev, err := g.read(event)
-	if err != nil {
-		return 0, err
+	var one [1]job[T]
+	j := &one[0]
+	if !g.prepare(j, event) || g.cache != nil && g.dropCached(one[:]) == 0 {
+		return j.out, j.err
 	}
-	st, err := g.store.Peek(ctx, g.cfg.namespace, key)
+	st, err := g.store.Peek(ctx, g.cfg.namespace, j.req.Key)
 	if err != nil {
-		return 0, storeError("peek", key, rev, err)
+		return 0, storeError("peek", j.req.Key, j.req.Rev, err)
 	}
-	req := g.request(key, rev)
-	return g.outcome(&req, Reply{Verdict: req.Decide(st), State: st})
+	return g.outcome(&j.req, Reply{Verdict: j.req.Decide(st), State: st})
 }
 
 // read extracts and validates an event's key and revision.
@@ -218,117 +357,6 @@ func (g *Guard[T]) read(event T) (string, Revision, error) {
 		}
 	}
 	return key, rev, nil
-}
-
-func (g *Guard[T]) handle(ctx context.Context, key string, rev Revision, event T, h Handler[T]) (_ Outcome, _ State, cached bool, _ error) {
-	if out, st, ok := g.cached(key, rev); ok {
-		return out, st, true, nil
-	}
-	epoch := g.cache.now()
-	req := g.request(key, rev)
-	if g.cfg.mode == Transactional {
-		dead := false
-		res, err := g.tx.Transact(ctx, req, func(ctx context.Context) (err error) {
-			dead, err = g.call(ctx, h, event)
-			return err
-		})
-		if err != nil {
-			return 0, res.State, false, err
-		}
-		out, err := g.outcome(&req, res)
-		g.learn(key, res.State, rev, out == Applied, epoch)
-		if dead && out == Applied {
-			out = DeadLettered
-		}
-		return out, res.State, false, err
-	}
-	res, err := g.store.Claim(ctx, req)
-	if err != nil {
-		return 0, res.State, false, storeError("claim", key, rev, err)
-	}
-	g.learnReply(&req, res, epoch)
-	if res.Verdict != Granted {
-		out, err := g.outcome(&req, res)
-		return out, res.State, false, err
-	}
-	var dead bool
-	if g.cfg.mode == AtMostOnce {
-		dead, err = g.call(ctx, h, event)
-	} else {
-		dead, err = g.runClaimed(ctx, &req, event, h)
-		g.learn(key, res.State, rev, err == nil, epoch)
-	}
-	switch {
-	case err != nil:
-		return 0, res.State, false, err
-	case dead:
-		return DeadLettered, res.State, false, nil
-	}
-	return Applied, res.State, false, nil
-}
-
-// runClaimed runs h under the lease req holds and commits or releases it.
-func (g *Guard[T]) runClaimed(ctx context.Context, req *Request, event T, h Handler[T]) (dead bool, err error) {
-	l := g.keeper.start(ctx, Commit{req.Namespace, req.Key, req.Token})
-	hctx, running := l.ctx, true
-	defer func() {
-		if running {
-			g.keeper.stop(l)
-			_ = g.store.Release(context.WithoutCancel(ctx), req.Namespace, req.Key, req.Token)
-		}
-	}()
-	dead, err = g.call(hctx, h, event)
-	running = false
-	// A consumer shutting down still records what its handler finished.
-	if ctx.Err() != nil {
-		ctx = context.WithoutCancel(ctx)
-	}
-	if err != nil || l.isLost() {
-		lost := g.keeper.stop(l)
-		_ = g.store.Release(ctx, req.Namespace, req.Key, req.Token)
-		if lost != nil {
-			return false, lost
-		}
-		return false, err
-	}
-	// The keeper goes on renewing while the commit is retried.
-	err = g.settle(ctx, l, func() error { return g.store.Commit(ctx, req.Namespace, req.Key, req.Token) })
-	lost := g.keeper.stop(l)
-	if err != nil {
-		if lost != nil && !errors.Is(err, ErrLeaseLost) {
-			err = fmt.Errorf("%w (%w)", lost, err)
-		}
-		return false, storeError("commit", req.Key, req.Rev, err)
-	}
-	return dead, nil
-}
-
-// settle runs commit, and again while the store cannot be reached and the
-// lease still holds: the handlers' work is done, and giving up early would
-// make the redelivery run them again. Every store call is safe to retry (a
-// retried commit answers nil). The keeper must go on renewing l meanwhile.
-func (g *Guard[T]) settle(ctx context.Context, l *lease, commit func() error) error {
-	err := commit()
-	if err == nil {
-		return nil // the clock is read only on the way to a retry: a tenth of the memstore path
-	}
-	deadline := time.Now().Add(g.cfg.lease)
-	wait := 10 * time.Millisecond
-	for {
-		if errors.Is(err, ErrLeaseLost) || l.isLost() || ctx.Err() != nil || time.Now().Add(wait).After(deadline) {
-			return err
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
-		wait = min(2*wait, time.Second)
-		if err = commit(); err == nil {
-			return nil
-		}
-	}
 }
 
 // outcome turns a store's verdict into what Handle returns.
@@ -357,36 +385,4 @@ func (g *Guard[T]) outcome(req *Request, res Reply) (Outcome, error) {
 
 func storeError(op, key string, rev Revision, err error) error {
 	return fmt.Errorf("revguard: %s %s revision %d: %w", op, text.Quote(key), rev, err)
-}
-
-// Applied returns the entity's applied revision; ok is false when nothing
-// has been applied to it.
-func (g *Guard[T]) Applied(ctx context.Context, key string) (rev Revision, ok bool, err error) {
-	if err := CheckKey(key); err != nil {
-		return 0, false, err
-	}
-	st, err := g.store.Peek(ctx, g.cfg.namespace, key)
-	return st.Applied, st.Exists, err
-}
-
-// SetApplied makes rev the entity's applied revision, lower or higher than
-// before, and cancels any claim on it. It repairs an entity poisoned by a
-// bogus revision, or starts one at a known point.
-func (g *Guard[T]) SetApplied(ctx context.Context, key string, rev Revision) error {
-	if err := CheckKey(key); err != nil {
-		return err
-	}
-	g.cache.invalidate()
-	defer g.cache.invalidate()
-	return g.store.Set(ctx, g.cfg.namespace, key, rev)
-}
-
-// Forget removes the entity, so that any revision applies to it again.
-func (g *Guard[T]) Forget(ctx context.Context, key string) error {
-	if err := CheckKey(key); err != nil {
-		return err
-	}
-	g.cache.invalidate()
-	defer g.cache.invalidate()
-	return g.store.Forget(ctx, g.cfg.namespace, key)
 }

@@ -318,7 +318,7 @@ func TestLeaseRenewedWhileHandlerRuns(t *testing.T) {
 
 func TestLeaseLostCancelsHandler(t *testing.T) {
 	ctx := context.Background()
-	s := memstore.New()
+	s := newCounting() // not InProcess: the guard keeps a lease
 	g := revguard.New(s, extract, revguard.WithLease(30*time.Millisecond))
 	_, err := g.Handle(ctx, event{Key: "k", Rev: 7}, func(ctx context.Context, _ event) error {
 		// An operator's repair drops the claim while the handler runs.
@@ -334,6 +334,46 @@ func TestLeaseLostCancelsHandler(t *testing.T) {
 	assert.ErrorIs(t, err, revguard.ErrLeaseLost)
 	st, _ := s.Peek(ctx, "", "k")
 	assert.Equal(t, revguard.Revision(3), st.Applied, "the old holder committed nothing")
+}
+
+// On an InProcess store the guard keeps no lease: a claim lost to a repair
+// while the handler runs is caught by the commit, which the store fences.
+func TestInProcessClaimLostAtCommit(t *testing.T) {
+	ctx := context.Background()
+	s := memstore.New()
+	g := revguard.New(s, extract, revguard.WithLease(30*time.Millisecond))
+	_, err := g.Handle(ctx, event{Key: "k", Rev: 7}, func(ctx context.Context, _ event) error {
+		require.NoError(t, s.Set(context.Background(), "", "k", 3))
+		time.Sleep(60 * time.Millisecond) // past the lease: nothing expires in process
+		return ctx.Err()
+	})
+	assert.ErrorIs(t, err, revguard.ErrLeaseLost)
+	st, _ := s.Peek(ctx, "", "k")
+	assert.Equal(t, revguard.Revision(3), st.Applied, "the old holder committed nothing")
+	out, err := g.Handle(ctx, event{Key: "k", Rev: 7}, func(context.Context, event) error { return nil })
+	require.NoError(t, err, "the failed commit released nothing it did not hold")
+	assert.Equal(t, revguard.Applied, out)
+}
+
+// A claim on an InProcess store outlives the lease while its handler runs:
+// a second delivery meanwhile is in flight, not run beside it.
+func TestInProcessClaimOutlivesLease(t *testing.T) {
+	ctx := context.Background()
+	g := revguard.New(memstore.New(), extract, revguard.WithLease(3*time.Millisecond))
+	started, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		_, err := g.Handle(ctx, event{Key: "k", Rev: 1}, func(context.Context, event) error {
+			close(started)
+			time.Sleep(30 * time.Millisecond)
+			return nil
+		})
+		done <- err
+	}()
+	<-started
+	time.Sleep(10 * time.Millisecond)
+	_, err := g.Handle(ctx, event{Key: "k", Rev: 1}, func(context.Context, event) error { return errors.New("ran beside the first") })
+	assert.ErrorIs(t, err, revguard.ErrInFlight)
+	require.NoError(t, <-done)
 }
 
 func TestCheckIsReadOnly(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,9 @@ func (k *keeper) start(parent context.Context, claims ...Commit) *lease {
 // A claim that ran out unnoticed is still caught by the store, which fences
 // the commit by token.
 func (k *keeper) stop(l *lease) error {
+	if l == nil {
+		return nil
+	}
 	sh := l.shard
 	sh.mu.Lock()
 	if l.prev != nil {
@@ -112,10 +116,7 @@ func (k *keeper) stop(l *lease) error {
 	sh.n--
 	busy := l.busy
 	sh.mu.Unlock()
-	var lost error
-	if p := l.lost.Load(); p != nil {
-		lost = *p
-	}
+	lost := l.lostErr()
 	l.cancel(context.Canceled)
 	if !busy {
 		// A lease whose renewal is under way belongs to that renewal's
@@ -126,7 +127,19 @@ func (k *keeper) stop(l *lease) error {
 	return lost
 }
 
-func (l *lease) isLost() bool { return l.lost.Load() != nil }
+func (l *lease) isLost() bool { return l != nil && l.lost.Load() != nil }
+
+// lostErr returns why l's claims were lost, or nil. A nil lease (claims on
+// an InProcess store) is never lost.
+func (l *lease) lostErr() error {
+	if l == nil {
+		return nil
+	}
+	if p := l.lost.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
 
 func (k *keeper) loop() {
 	t := time.NewTicker(k.tick)
@@ -202,4 +215,81 @@ func (k *keeper) renew(l *lease, tick uint64) {
 	}
 	// On any other error the store did not answer; the claim holds until
 	// it runs out, and the next tick tries again.
+}
+
+// A heldCtx is the handler's context for claims on an InProcess store,
+// which never run out and so need no renewal. The keeper is asked to watch
+// them, which costs a context and a registration, only once the handler
+// looks at Done (directly, or by deriving a context): only such a handler
+// can learn that its claims were taken away (SetApplied, Forget), and the
+// keeper's renewal is how the guard finds out. A handler that never looks
+// has its commit fenced by the store all the same.
+type heldCtx struct {
+	context.Context // the caller's
+	k               *keeper
+	claims          []Commit
+	one             [1]Commit
+
+	mu     sync.Mutex
+	l      *lease
+	closed bool // the handlers returned: watching is over
+}
+
+func (k *keeper) held(parent context.Context, claims []Commit) *heldCtx {
+	c := &heldCtx{Context: parent, k: k}
+	if len(claims) == 1 {
+		c.one[0] = claims[0]
+		c.claims = c.one[:]
+	} else {
+		c.claims = slices.Clone(claims)
+	}
+	return c
+}
+
+func (c *heldCtx) watch() *lease {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.l == nil && !c.closed {
+		c.l = c.k.start(c.Context, c.claims...)
+	}
+	return c.l
+}
+
+func (c *heldCtx) current() *lease {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.l
+}
+
+func (c *heldCtx) Done() <-chan struct{} {
+	if l := c.watch(); l != nil {
+		return l.ctx.Done()
+	}
+	return c.Context.Done()
+}
+
+func (c *heldCtx) Err() error {
+	if l := c.current(); l != nil {
+		return l.ctx.Err()
+	}
+	return c.Context.Err()
+}
+
+// Value answers for the lease's context once it exists, so that
+// context.Cause finds why it was cancelled.
+func (c *heldCtx) Value(key any) any {
+	if l := c.current(); l != nil {
+		return l.ctx.Value(key)
+	}
+	return c.Context.Value(key)
+}
+
+// close ends watching and returns the lease a watching handler started, or
+// nil, for the caller to stop.
+func (c *heldCtx) close() *lease {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l := c.l
+	c.l, c.closed = nil, true
+	return l
 }

@@ -76,10 +76,13 @@ type config struct {
 	shadow     bool
 	cacheSize  int
 	now        func() time.Time
+
+	coalesce    bool
+	concurrency int
 }
 
 func defaults() config {
-	return config{lease: 30 * time.Second, mode: Claim, ordering: Latest, first: 1, now: time.Now}
+	return config{lease: 30 * time.Second, mode: Claim, ordering: Latest, first: 1, now: time.Now, coalesce: true, concurrency: 1}
 }
 
 // MaxNamespaceLen is the longest namespace, in bytes.
@@ -208,6 +211,32 @@ func WithDropCache(size int) Option {
 		panic(fmt.Sprintf("revguard: WithDropCache(%d): want 0 (off) or more entries", size))
 	}
 	return func(c *config) { c.cacheSize = size }
+}
+
+// WithoutCoalescing makes every Handle call send its own store calls. By
+// default, concurrent calls on one guard share them: while a claim (or a
+// commit) is on its way to the store, the calls that arrive wait, and go
+// out together in one batch call when it returns, the way HandleBatch sends
+// a batch. A lone call never waits: it sends at once, from its own
+// goroutine. Each call keeps its own context, outcome and errors, and two
+// calls for one entity never share a store call, so they are decided as if
+// made one after the other. Stores that live in the process (InProcess,
+// such as memstore) are never coalesced: their calls cost less than
+// waiting. The default is on for every other store.
+func WithoutCoalescing() Option {
+	return func(c *config) { c.coalesce = false }
+}
+
+// WithBatchConcurrency lets HandleBatch run up to n handlers at once, each
+// of another entity; a key's events still run one at a time, in revision
+// order. For handlers that wait on I/O: a batch of 100 events whose handler
+// waits 5ms takes half a second one after another, 50ms ten at a time.
+// Handlers must then be safe for concurrent use. The default is 1.
+func WithBatchConcurrency(n int) Option {
+	if n < 1 {
+		panic(fmt.Sprintf("revguard: WithBatchConcurrency(%d): want at least 1", n))
+	}
+	return func(c *config) { c.concurrency = n }
 }
 
 // Decision is what an observer is told about one event.

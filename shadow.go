@@ -17,20 +17,18 @@ func (g *Guard[T]) handleShadow(ctx context.Context, event T, h Handler[T]) (Out
 	}
 	ran := false
 	var herr error
-	var d Decision
-	var err error
-	d.Key, d.Revision, err = g.read(event)
-	if err == nil {
-		d.Outcome, d.Applied, d.Cached, err = g.handle(ctx, d.Key, d.Revision, event, func(ctx context.Context, e T) error {
+	var one [1]job[T]
+	j := &one[0]
+	if g.prepare(j, event) {
+		g.decide(ctx, one[:], func(ctx context.Context, e T) error {
 			ran = true
 			herr = h(ctx, e)
 			return herr
 		})
 	}
-	d.Err = err
-	g.record(d, start)
+	g.record(j.decision(), start)
 	if !ran {
 		herr = h(ctx, event)
 	}
-	return d.Outcome, herr
+	return j.out, herr
 }

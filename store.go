@@ -110,6 +110,16 @@ type Expiring interface {
 	Expires() bool
 }
 
+// InProcess is implemented by stores that live in the guard's own process,
+// such as memstore. A claim there cannot outlive the process that holds it,
+// so the guard keeps no lease for it: it sends claims with Lease 0, which
+// such a store holds until they are committed or released, and it sends
+// each call on its own, since waiting to share a call costs more than the
+// call. A store returning true must accept Lease 0.
+type InProcess interface {
+	InProcess() bool
+}
+
 // Token identifies one claim. The guard makes a fresh one per delivery.
 type Token [16]byte
 
@@ -122,7 +132,7 @@ type Request struct {
 	Key       string
 	Rev       Revision
 	Token     Token
-	Lease     time.Duration // how long a claim lives without renewal
+	Lease     time.Duration // how long a claim lives without renewal; 0 (InProcess stores only): until committed or released
 	Advance   bool          // record Rev as applied at once instead of claiming it
 
 	Sequential bool     // only applied+1 applies (First on an empty entity)

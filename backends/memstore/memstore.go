@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"math"
 	"sync"
 	"time"
 
@@ -25,8 +26,8 @@ type Store struct {
 
 type shard struct {
 	mu sync.Mutex
-	m  map[id]entry
-	_  [40]byte // keeps neighbouring shards' locks off one cache line
+	m  map[id]*entry // pointers: a claim and its commit change an entry in place, without a map write
+	_  [40]byte      // keeps neighbouring shards' locks off one cache line
 }
 
 type id struct{ ns, key string }
@@ -42,7 +43,17 @@ type entry struct {
 	until   time.Duration // since epoch
 }
 
-var _ revguard.Store = (*Store)(nil)
+var (
+	_ revguard.Store     = (*Store)(nil)
+	_ revguard.InProcess = (*Store)(nil)
+)
+
+// held is the end of a claim made with Lease 0: it never runs out.
+const held = time.Duration(math.MaxInt64)
+
+// InProcess reports true: a claim here cannot outlive the guard that holds
+// it, so the guard claims with Lease 0 and keeps no lease.
+func (s *Store) InProcess() bool { return true }
 
 // Option configures a Store.
 type Option func(*Store)
@@ -70,7 +81,7 @@ func New(opts ...Option) *Store {
 		s.epoch = s.now()
 	}
 	for i := range s.shards {
-		s.shards[i].m = make(map[id]entry)
+		s.shards[i].m = make(map[id]*entry)
 	}
 	return s
 }
@@ -82,6 +93,13 @@ func (s *Store) clock() time.Duration {
 		return time.Since(s.epoch)
 	}
 	return s.now().Sub(s.epoch)
+}
+
+// live reports whether a claim lasting until until still holds. The clock
+// is read only for claims that can run out: on this machine a clock read
+// costs as much as the rest of a drop.
+func (s *Store) live(until time.Duration) bool {
+	return until == held || until > s.clock()
 }
 
 func (s *Store) shard(key string) *shard {
@@ -96,41 +114,42 @@ func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply
 	sh := s.shard(req.Key)
 	k := id{req.Namespace, req.Key}
 	sh.mu.Lock()
-	e := sh.m[k]
-	res, e, changed := s.claim(&req, e)
-	if changed {
+	defer sh.mu.Unlock()
+	e, ok := sh.m[k]
+	if !ok {
+		e = new(entry)
+	}
+	res := s.claim(&req, e)
+	if !ok && res.Verdict == revguard.Granted {
 		sh.m[k] = e
 	}
-	sh.mu.Unlock()
 	return res, nil
 }
 
-func (s *Store) claim(req *revguard.Request, e entry) (revguard.Reply, entry, bool) {
+// claim decides req on e and, when it is granted, changes e.
+func (s *Store) claim(req *revguard.Request, e *entry) revguard.Reply {
 	res := revguard.Reply{State: revguard.State{Applied: e.applied, Exists: e.exists}}
 	if req.Advance && e.exists && e.applied == req.Rev && e.last == req.Token {
 		res.Verdict = revguard.Granted
-		return res, e, false
+		return res
 	}
 	res.Verdict = req.Decide(res.State)
 	if res.Verdict != revguard.Granted {
-		return res, e, false
+		return res
 	}
-	// The clock is read only past the drop path: on this machine a clock
-	// read costs as much as the rest of a drop.
-	var now time.Duration
-	if e.claimed || !req.Advance {
-		now = s.clock()
-	}
-	if e.claimed && e.until > now && (e.token != req.Token || e.rev != req.Rev) {
+	if e.claimed && s.live(e.until) && (e.token != req.Token || e.rev != req.Rev) {
 		res.Verdict = revguard.Busy
-		return res, e, false
+		return res
 	}
-	if req.Advance {
+	switch {
+	case req.Advance:
 		e.applied, e.exists, e.last, e.claimed = req.Rev, true, req.Token, false
-	} else {
-		e.claimed, e.rev, e.token, e.until = true, req.Rev, req.Token, now+req.Lease
+	case req.Lease == 0:
+		e.claimed, e.rev, e.token, e.until = true, req.Rev, req.Token, held
+	default:
+		e.claimed, e.rev, e.token, e.until = true, req.Rev, req.Token, s.clock()+req.Lease
 	}
-	return res, e, true
+	return res
 }
 
 // ClaimBatch implements revguard.Store.
@@ -155,12 +174,13 @@ func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token,
 	k := id{ns, key}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, now := sh.m[k], s.clock()
-	if !e.claimed || e.token != token || e.until <= now {
+	e := sh.m[k]
+	if e == nil || !e.claimed || e.token != token || !s.live(e.until) {
 		return fmt.Errorf("%w: %q holds no claim by this token", revguard.ErrLeaseLost, key)
 	}
-	e.until = now + lease
-	sh.m[k] = e
+	if e.until != held {
+		e.until = s.clock() + lease
+	}
 	return nil
 }
 
@@ -174,11 +194,13 @@ func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	e := sh.m[k]
+	if e == nil {
+		return fmt.Errorf("%w: %q holds no claim by this token", revguard.ErrLeaseLost, key)
+	}
 	// The live claim comes first: a token that recorded the applied
 	// revision and claims again must get its new claim committed.
-	if e.claimed && e.token == token && e.until > s.clock() {
+	if e.claimed && e.token == token && s.live(e.until) {
 		e.applied, e.exists, e.last, e.claimed = e.rev, true, token, false
-		sh.m[k] = e
 		return nil
 	}
 	if e.exists && e.last == token {
@@ -208,8 +230,8 @@ func (s *Store) Release(ctx context.Context, ns, key string, token revguard.Toke
 	k := id{ns, key}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.m[k]
-	if !ok || !e.claimed || e.token != token {
+	e := sh.m[k]
+	if e == nil || !e.claimed || e.token != token {
 		return nil
 	}
 	if !e.exists {
@@ -217,7 +239,6 @@ func (s *Store) Release(ctx context.Context, ns, key string, token revguard.Toke
 		return nil
 	}
 	e.claimed = false
-	sh.m[k] = e
 	return nil
 }
 
@@ -228,8 +249,11 @@ func (s *Store) Peek(ctx context.Context, ns, key string) (revguard.State, error
 	}
 	sh := s.shard(key)
 	sh.mu.Lock()
+	defer sh.mu.Unlock()
 	e := sh.m[id{ns, key}]
-	sh.mu.Unlock()
+	if e == nil {
+		return revguard.State{}, nil
+	}
 	return revguard.State{Applied: e.applied, Exists: e.exists}, nil
 }
 
@@ -240,7 +264,7 @@ func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) 
 	}
 	sh := s.shard(key)
 	sh.mu.Lock()
-	sh.m[id{ns, key}] = entry{applied: rev, exists: true}
+	sh.m[id{ns, key}] = &entry{applied: rev, exists: true}
 	sh.mu.Unlock()
 	return nil
 }
