@@ -19,10 +19,12 @@ type Result struct {
 // HandleBatch is Handle for many events at once, with one store round trip
 // to claim the batch and one to commit it (per round: see below). It
 // returns one Result per event, in order, with the same meaning as Handle's.
-// Handlers run one after another in the calling goroutine.
+// Handlers run one after another in the calling goroutine, or up to
+// WithBatchConcurrency at once, each of another entity.
 //
 // Within the batch, an event whose key and revision repeat an earlier one is
-// a copy and shares that event's result. Under Latest ordering only a key's
+// a copy: it gets Duplicate once the first is recorded, and shares its error
+// otherwise; its handler does not run again. Under Latest ordering only a key's
 // highest revision runs; its lower revisions are Stale once it is
 // acknowledged, and share its error otherwise (unless it was refused as an
 // invalid revision: then the next lower one is tried). Under Sequential

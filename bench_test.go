@@ -63,7 +63,7 @@ var benchBackends = []struct {
 	{"sqlite", openSQLite},
 	{"postgres", func(b *testing.B) target {
 		t := openPostgres(b)
-		t.dropCache = true
+		t.dropCache, t.batchGoroutines = true, []int{8}
 		return t
 	}},
 }
@@ -95,6 +95,10 @@ type target struct {
 	many      func(ctx context.Context, keys []string, rev revguard.Revision) (int, error)
 	scaling   bool // only AtMostOnce at 64 goroutines, and the batch
 	dropCache bool // the drop path with WithDropCache too
+	// batchGoroutines are the goroutines HandleBatch100 runs with besides
+	// one, each with batches of its own keys, as a consumer of several
+	// partitions does.
+	batchGoroutines []int
 }
 
 func nop(context.Context, event) error { return nil }
@@ -126,30 +130,32 @@ func (t target) run(b *testing.B) {
 		}
 	}
 
-	b.Run("HandleBatch100/"+t.manyName+"/g=1", func(b *testing.B) {
-		batches(b, func(keys []string, rev revguard.Revision) error {
-			n, err := t.many(ctx, keys, rev)
-			if err == nil && n != len(keys) {
-				err = fmt.Errorf("%s applied %d of %d", t.manyName, n, len(keys))
-			}
-			return err
-		})
-	})
 	claim := revguard.New(t.store, extract)
-	b.Run("HandleBatch100/Claim/g=1", func(b *testing.B) {
-		events := make([]event, batchSize)
-		batches(b, func(keys []string, rev revguard.Revision) error {
-			for i, k := range keys {
-				events[i] = event{Key: k, Rev: rev}
-			}
-			for i, r := range claim.HandleBatch(ctx, events, nop) {
-				if err := check(r.Outcome, r.Err, revguard.Applied); err != nil {
-					return fmt.Errorf("event %d: %w", i, err)
+	for _, g := range append([]int{1}, t.batchGoroutines...) {
+		b.Run(fmt.Sprintf("HandleBatch100/%s/g=%d", t.manyName, g), func(b *testing.B) {
+			batches(b, g, func(keys []string, rev revguard.Revision) error {
+				n, err := t.many(ctx, keys, rev)
+				if err == nil && n != len(keys) {
+					err = fmt.Errorf("%s applied %d of %d", t.manyName, n, len(keys))
 				}
-			}
-			return nil
+				return err
+			})
 		})
-	})
+		b.Run(fmt.Sprintf("HandleBatch100/Claim/g=%d", g), func(b *testing.B) {
+			batches(b, g, func(keys []string, rev revguard.Revision) error {
+				events := make([]event, len(keys))
+				for i, k := range keys {
+					events[i] = event{Key: k, Rev: rev}
+				}
+				for i, r := range claim.HandleBatch(ctx, events, nop) {
+					if err := check(r.Outcome, r.Err, revguard.Applied); err != nil {
+						return fmt.Errorf("event %d: %w", i, err)
+					}
+				}
+				return nil
+			})
+		})
+	}
 	if t.scaling {
 		return
 	}
@@ -266,18 +272,36 @@ func spread(b *testing.B, keys [][]string, apply func(key string, rev revguard.R
 	eventsPerSec(b, 1)
 }
 
-// batches applies b.N batches of batchSize keys of their own, the i-th
-// batch at revision i+1.
-func batches(b *testing.B, apply func(keys []string, rev revguard.Revision) error) {
-	batch := freshKeys(1)[0][:batchSize]
+// batches applies b.N batches of batchSize keys from g goroutines, each
+// with keys of its own; a goroutine's i-th batch is at revision i+1.
+func batches(b *testing.B, g int, apply func(keys []string, rev revguard.Revision) error) {
+	keys := freshKeys(g)
+	errs := make(chan error, g)
+	var wg sync.WaitGroup
 	b.ReportAllocs()
 	b.ResetTimer()
-	for i := range b.N {
-		if err := apply(batch, revguard.Revision(i+1)); err != nil {
-			b.Fatalf("batch %d: %v", i, err)
+	for w := range g {
+		n := b.N / g
+		if w < b.N%g {
+			n++
 		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				if err := apply(keys[w][:batchSize], revguard.Revision(i+1)); err != nil {
+					errs <- fmt.Errorf("batch %d: %w", i, err)
+					return
+				}
+			}
+		}()
 	}
+	wg.Wait()
 	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
 	eventsPerSec(b, batchSize)
 }
 

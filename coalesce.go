@@ -2,6 +2,7 @@ package revguard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -17,7 +18,8 @@ import (
 // so a lone caller pays two uncontended lock round trips and nothing else.
 // When the call in flight returns, the first waiter becomes the leader: it
 // sends one batch call for itself and the waiters queued behind it, hands
-// each its answers, and passes the lane on.
+// each its answer, and passes the lane on. Only single requests (Handle's)
+// are shared; a HandleBatch round is a batch already and goes on its own.
 //
 // One batch call never names an entity twice (stores require distinct
 // entities in a batch): a waiter whose entity is already in the call stays
@@ -42,8 +44,8 @@ const maxShared = 512
 // A waiter is one caller queued on a lane.
 type waiter[Q, A any] struct {
 	ctx   context.Context
-	qs    []Q
-	as    []A
+	q     Q
+	a     A
 	err   error
 	lead  []*waiter[Q, A] // set when this waiter is to send the next call
 	ready chan struct{}
@@ -53,35 +55,42 @@ func newLane[Q, A any](key func(*Q) string, one func(context.Context, Q) (A, err
 	return &lane[Q, A]{key: key, one: one, many: many, off: off, seen: map[string]struct{}{}}
 }
 
-// call sends qs, alone or with other callers' requests, and fills as with
-// the answers, in order. An error fails every request of qs. A caller whose
-// context ends while it waits returns the context's error, having sent
-// nothing; once its requests are on their way it waits for their answers,
-// which the store gives as its contract says (a shared call is cancelled
-// only when every caller's context has ended).
-func (l *lane[Q, A]) call(ctx context.Context, qs []Q, as []A) error {
-	if len(qs) == 0 {
-		return nil
-	}
-	if l.off || l.enter() {
-		err := l.send(ctx, qs, as)
-		l.exit()
-		return err
-	}
-	return l.wait(ctx, slices.Clone(qs), as)
-}
-
-// callOne is call for one request. It takes the request by value, so that
-// a lone caller's request stays on its stack.
-func (l *lane[Q, A]) callOne(ctx context.Context, q Q) (A, error) {
+// call sends q, alone or with other callers' requests, and returns its
+// answer. A caller whose context ends while it waits returns the context's
+// error, having sent nothing; once its request is on its way it waits for
+// the answer, which the store gives as its contract says (a shared call is
+// cancelled only when every caller's context has ended). It takes q by
+// value, so that a lone caller's request stays on its stack.
+func (l *lane[Q, A]) call(ctx context.Context, q Q) (A, error) {
 	if l.off || l.enter() {
 		a, err := l.one(ctx, q)
 		l.exit()
 		return a, err
 	}
-	var a [1]A
-	err := l.wait(ctx, []Q{q}, a[:])
-	return a[0], err
+	return l.wait(ctx, q)
+}
+
+// batch sends qs, a batch already (a HandleBatch round), in one store call
+// of its own, beside the lane's shared calls: merging batches would only
+// trade their parallel round trips for a longer one.
+func (l *lane[Q, A]) batch(ctx context.Context, qs []Q, as []A) error {
+	switch len(qs) {
+	case 0:
+		return nil
+	case 1:
+		var err error
+		as[0], err = l.one(ctx, qs[0])
+		return err
+	}
+	res, err := l.many(ctx, qs)
+	if err != nil {
+		return err
+	}
+	if len(res) != len(qs) {
+		return fmt.Errorf("store answered %d results for %d requests", len(res), len(qs))
+	}
+	copy(as, res)
+	return nil
 }
 
 // enter reports whether the lane was idle, and takes it if so; otherwise
@@ -102,9 +111,9 @@ func (l *lane[Q, A]) exit() {
 	}
 }
 
-// wait queues qs (l.mu held, released here) until a call answers them.
-func (l *lane[Q, A]) wait(ctx context.Context, qs []Q, as []A) error {
-	w := &waiter[Q, A]{ctx: ctx, qs: qs, as: make([]A, len(qs)), ready: make(chan struct{}, 1)}
+// wait queues q (l.mu held, released here) until a call answers it.
+func (l *lane[Q, A]) wait(ctx context.Context, q Q) (A, error) {
+	w := &waiter[Q, A]{ctx: ctx, q: q, ready: make(chan struct{}, 1)}
 	l.queue = append(l.queue, w)
 	l.mu.Unlock()
 	select {
@@ -114,7 +123,8 @@ func (l *lane[Q, A]) wait(ctx context.Context, qs []Q, as []A) error {
 		if i := slices.Index(l.queue, w); i >= 0 {
 			l.queue = slices.Delete(l.queue, i, i+1)
 			l.mu.Unlock()
-			return fmt.Errorf("waiting to send: %w", context.Cause(ctx))
+			var zero A
+			return zero, fmt.Errorf("waiting to send: %w", context.Cause(ctx))
 		}
 		l.mu.Unlock()
 		<-w.ready // already taken into a call: its answer decides
@@ -122,26 +132,7 @@ func (l *lane[Q, A]) wait(ctx context.Context, qs []Q, as []A) error {
 	if w.lead != nil {
 		l.lead(w.lead)
 	}
-	copy(as, w.as)
-	return w.err
-}
-
-// send makes one store call for qs.
-func (l *lane[Q, A]) send(ctx context.Context, qs []Q, as []A) error {
-	if len(qs) == 1 {
-		var err error
-		as[0], err = l.one(ctx, qs[0])
-		return err
-	}
-	res, err := l.many(ctx, qs)
-	if err != nil {
-		return err
-	}
-	if len(res) != len(qs) {
-		return fmt.Errorf("store answered %d results for %d requests", len(res), len(qs))
-	}
-	copy(as, res)
-	return nil
+	return w.a, w.err
 }
 
 // next passes the lane to the first waiter, with the waiters that can share
@@ -154,17 +145,14 @@ func (l *lane[Q, A]) next() {
 		return
 	}
 	var batch []*waiter[Q, A]
-	n := 0
 	rest := l.queue[:0]
 	for _, w := range l.queue {
-		if n+len(w.qs) > maxShared && n > 0 || l.clash(w) {
+		k := l.key(&w.q)
+		if _, clash := l.seen[k]; clash || len(batch) == maxShared {
 			rest = append(rest, w)
 			continue
 		}
-		for i := range w.qs {
-			l.seen[l.key(&w.qs[i])] = struct{}{}
-		}
-		n += len(w.qs)
+		l.seen[k] = struct{}{}
 		batch = append(batch, w)
 	}
 	clear(l.seen)
@@ -175,46 +163,34 @@ func (l *lane[Q, A]) next() {
 	batch[0].ready <- struct{}{}
 }
 
-func (l *lane[Q, A]) clash(w *waiter[Q, A]) bool {
-	for i := range w.qs {
-		if _, ok := l.seen[l.key(&w.qs[i])]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // lead sends one call for batch, whose first waiter is the caller, answers
 // every waiter and passes the lane on.
 func (l *lane[Q, A]) lead(batch []*waiter[Q, A]) {
-	var qs []Q
-	if len(batch) == 1 {
-		qs = batch[0].qs
-	} else {
-		for _, w := range batch {
-			qs = append(qs, w.qs...)
-		}
-	}
-	as := make([]A, len(qs))
 	answered := false
 	defer func() {
 		if !answered { // the store panicked: fail the others, let the panic go on
 			for _, w := range batch[1:] {
-				w.err = fmt.Errorf("revguard: a store call shared with this one panicked")
+				w.err = errors.New("revguard: a store call shared with this one panicked")
 				w.ready <- struct{}{}
 			}
 			l.next()
 		}
 	}()
 	ctx, cancel := shared(batch)
-	err := l.send(ctx, qs, as)
-	cancel()
-	i := 0
-	for _, w := range batch {
-		w.err = err
-		copy(w.as, as[i:])
-		i += len(w.qs)
+	if len(batch) == 1 {
+		batch[0].a, batch[0].err = l.one(ctx, batch[0].q)
+	} else {
+		qs := make([]Q, len(batch))
+		for i, w := range batch {
+			qs[i] = w.q
+		}
+		as := make([]A, len(batch))
+		err := l.batch(ctx, qs, as)
+		for i, w := range batch {
+			w.a, w.err = as[i], err
+		}
 	}
+	cancel()
 	answered = true
 	for _, w := range batch[1:] {
 		w.ready <- struct{}{}

@@ -116,7 +116,7 @@ func (g *Guard[T]) commit(ctx context.Context, l *lease, jobs []job[T]) {
 		c := last.claim()
 		var one error
 		err = g.settle(ctx, l, func() (err error) {
-			one, err = g.commits.callOne(ctx, c)
+			one, err = g.commits.call(ctx, c)
 			return err
 		})
 		if err == nil && one != nil {
@@ -130,7 +130,7 @@ func (g *Guard[T]) commit(ctx context.Context, l *lease, jobs []job[T]) {
 	// The keeper goes on renewing while the commit is retried; a claim lost
 	// meanwhile is refused by the store, which fences by token.
 	errs = make([]error, len(commits))
-	err = g.settle(ctx, l, func() error { return g.commits.call(ctx, commits, errs) })
+	err = g.settle(ctx, l, func() error { return g.commits.batch(ctx, commits, errs) })
 	n := 0
 	for i := range jobs {
 		j := &jobs[i]

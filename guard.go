@@ -236,15 +236,15 @@ func (g *Guard[T]) dropCached(jobs []job[T]) (left int) {
 	return left
 }
 
-// claim claims (or advances) every job left in one store call, shared with
-// concurrent callers, and finishes the refused ones. It returns how many
+// claim claims (or advances) every job left in one store call (Handle's
+// shared with concurrent callers) and finishes the refused ones. It returns how many
 // were granted.
 func (g *Guard[T]) claim(ctx context.Context, jobs []job[T], epoch uint64) (granted int) {
 	var one [1]Reply
 	replies := one[:]
 	var err error
 	if len(jobs) == 1 && !jobs[0].done {
-		one[0], err = g.claims.callOne(ctx, jobs[0].req)
+		one[0], err = g.claims.call(ctx, jobs[0].req)
 	} else {
 		reqs := make([]Request, 0, len(jobs))
 		for i := range jobs {
@@ -253,7 +253,7 @@ func (g *Guard[T]) claim(ctx context.Context, jobs []job[T], epoch uint64) (gran
 			}
 		}
 		replies = make([]Reply, len(reqs))
-		err = g.claims.call(ctx, reqs, replies)
+		err = g.claims.batch(ctx, reqs, replies)
 	}
 	n := 0
 	for i := range jobs {

@@ -162,6 +162,25 @@ END {
 		printf "| %s | %s | %s | %s ± %s | %s | %s |\n", p[1], mode, g, human(rate[name]), ci[name], ratio, (name in allocs) ? num(allocs[name]) : "?"
 	}
 	printf "\nMedians of %d pass%s of -benchtime %s; ± is the 95%% confidence interval (∞ under 6 passes).\n", count, count == 1 ? "" : "es", benchtime
+	# The targets the decision pipeline was built to (issue 12): each is
+	# revguard over its raw baseline, or a time per event on memstore.
+	nt = split("redis/Handle/Claim/g=64:1.0 redis/Handle/AtMostOnce/g=64:1.2 redis/HandleBatch100/Claim/g=1:0.8 " \
+		"postgres/Handle/Claim/g=64:1.0 postgres/HandleBatch100/Claim/g=8:0.7 cluster/Handle/Claim/g=64:1.0", T, " ")
+	for (i = 1; i <= nt; i++) {
+		split(T[i], q, ":")
+		k = split(q[1], p, "/")
+		b = base[p[1] "/" p[2] "/" p[k]]
+		if (!(q[1] in rate) || b == "" || rate[b] <= 0) continue
+		r = rate[q[1]] / rate[b]
+		printf "%s- Target, %s: ×%.2f raw (target ≥ %s): %s\n", (tn++ ? "" : "\n"), q[1], r, q[2], r >= q[2] ? "met" : "missed"
+	}
+	nt = split("memstore/Handle/Claim/g=1:150 memstore/drop/dup/g=1:100 memstore/drop/stale/g=1:100", T, " ")
+	for (i = 1; i <= nt; i++) {
+		split(T[i], q, ":")
+		if (!(q[1] in rate) || rate[q[1]] <= 0) continue
+		ns = 1e9 / rate[q[1]]
+		printf "%s- Target, %s: %.0f ns/event, %s allocs (target < %s ns): %s\n", (tn++ ? "" : "\n"), q[1], ns, (q[1] in allocs) ? num(allocs[q[1]]) : "?", q[2], ns < q[2] ? "met" : "missed"
+	}
 	# What shards bring: the 3-node cluster over the 1-node one, case by case.
 	for (i = 0; i < n; i++) {
 		name = order[i]
