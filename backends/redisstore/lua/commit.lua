@@ -14,8 +14,6 @@
 -- write; every key is read and checked before anything is written.
 
 local COMMITTED, NOCLAIM, OTHER, EXPIRED = 1, 2, 3, 4
--- Positions in an entity's state: its claim's revision, token and lease end.
-local CLAIM, TOKEN, UNTIL = 1, 2, 3
 
 -- A commit reads the claim field alone, not rev: a claim of this token
 -- whose lease runs is recorded the same whether or not it was committed
@@ -26,8 +24,11 @@ for i, key in ipairs(KEYS) do
   if not state[key] then
     local c = redis.pcall('HGET', key, 'claim')
     if type(c) == 'table' then return redis.error_reply('CORRUPT ' .. i .. ' is not a hash') end
-    local e = c and {parse(c)} or {}
-    if c and not e[CLAIM] then return redis.error_reply('CORRUPT ' .. i .. ' field claim') end
+    local e = {}
+    if c then
+      e[CLAIM], e[TOKEN], e[UNTIL] = parse(c)
+      if not e[CLAIM] then return redis.error_reply('CORRUPT ' .. i .. ' field claim') end
+    end
     state[key] = e
   end
 end

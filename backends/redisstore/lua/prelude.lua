@@ -46,21 +46,32 @@ local function parse(c)
   return r, t, tonumber(u)
 end
 
+-- Positions in the table load returns: the fields it read, then the claim
+-- taken apart.
+local REV, FIELD, LAST, PRIOR, CLAIM, TOKEN, UNTIL = 1, 2, 3, 4, 5, 6, 7
+
 -- load reads and checks KEYS[i]. It returns the entity as the table HMGET
--- replied, [1] the applied revision (false: none) and [2] the claim field
--- (false: none), to which it adds, only when a claim is in force (not ended),
--- [3] its revision, [4] its token and [5] its lease end. For a key revguard
--- did not write it returns nil and what is wrong.
-local function load(i)
-  local e = redis.pcall('HMGET', KEYS[i], 'rev', 'claim')
+-- replied, [REV] the applied revision (false: none) and [FIELD] the claim
+-- field (false: none), with [LAST] and [PRIOR] too when withPrior is set
+-- (an advance writes them from what it read, so it reads them here, in the
+-- same call), to which it adds, only when a claim is in force (not ended),
+-- [CLAIM] its revision, [TOKEN] its token and [UNTIL] its lease end. For a
+-- key revguard did not write it returns nil and what is wrong.
+local function load(i, withPrior)
+  local e
+  if withPrior then
+    e = redis.pcall('HMGET', KEYS[i], 'rev', 'claim', 'last', 'prior')
+  else
+    e = redis.pcall('HMGET', KEYS[i], 'rev', 'claim')
+  end
   if e.err then return nil, 'is not a hash' end
-  local rev, c = e[1], e[2]
+  local rev, c = e[REV], e[FIELD]
   if rev and not isrev(rev) then return nil, 'field rev' end
   -- The usual case in a claim: the last claim has ended, which its prefix
   -- alone tells, without taking the field apart.
   if c and not (rev and string.sub(c, 1, #rev + 1) == rev .. ' ') then
-    e[3], e[4], e[5] = parse(c)
-    if not e[3] then return nil, 'field claim' end
+    e[CLAIM], e[TOKEN], e[UNTIL] = parse(c)
+    if not e[CLAIM] then return nil, 'field claim' end
   end
   return e
 end

@@ -11,7 +11,7 @@
 local e, what = load(1)
 if not e then return redis.error_reply('CORRUPT 1 ' .. what) end
 -- An ended claim is a record of a commit, not something to release.
-if not e[3] or e[4] ~= ARGV[1] then return 0 end
+if not e[CLAIM] or e[TOKEN] ~= ARGV[1] then return 0 end
 -- A key that held only this claim is left empty, and Redis deletes it.
 redis.call('HDEL', KEYS[1], 'claim')
 return 1

@@ -13,10 +13,10 @@
 local key, token, lease, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local e, what = load(1)
 if not e then return redis.error_reply('CORRUPT 1 ' .. what) end
-local applied, claim = e[1], e[3]
+local applied, claim = e[REV], e[CLAIM]
 if not claim then return 2 end
-if e[4] ~= token then return 3 end
-if e[5] <= clock() then return 4 end
+if e[TOKEN] ~= token then return 3 end
+if e[UNTIL] <= clock() then return 4 end
 
 local u = string.format('%.0f', clock() + tonumber(lease))
 redis.call('HSET', key, 'claim', claim .. ' ' .. token .. ' ' .. u)
