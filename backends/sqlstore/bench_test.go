@@ -2,6 +2,7 @@ package sqlstore_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -96,24 +97,36 @@ func BenchmarkPostgres(b *testing.B) {
 	pair(b, "Transactional", "Handle", perEvent(1), rawTx, handle(transactional))
 
 	const size = 100
-	keys, revs := make([]string, size), make([]int64, size)
-	rawMany := func(events []benchEvent) error {
+	claim := revguard.New(store, benchExtract)
+	pair(b, "Batch100/conns=1", "ClaimHandleBatch", perBatch(size, 1), rawMany(db, batchUpsert), handleBatch(claim))
+	// Eight goroutines, each on keys of its own: no two batches share a row,
+	// so whatever they wait for is not each other's rows.
+	db.SetMaxOpenConns(8)
+	pair(b, "Batch100/conns=8", "ClaimHandleBatch", perBatch(size, 8), rawMany(db, batchUpsert), handleBatch(claim))
+}
+
+// rawMany is the raw batch: one unnest upsert of every event. Each call
+// has its own arrays, so that goroutines may share it.
+func rawMany(db *sql.DB, upsert string) op {
+	return func(events []benchEvent) error {
+		keys, revs := make([]string, len(events)), make([]int64, len(events))
 		for i, e := range events {
 			keys[i], revs[i] = e.key, int64(e.rev)
 		}
-		_, err := db.ExecContext(ctx, batchUpsert, keys, revs)
+		_, err := db.ExecContext(context.Background(), upsert, keys, revs)
 		return err
 	}
-	claim := revguard.New(store, benchExtract)
-	handleBatch := func(events []benchEvent) error {
-		for i, r := range claim.HandleBatch(ctx, events, noop) {
+}
+
+func handleBatch(g *revguard.Guard[benchEvent]) op {
+	return func(events []benchEvent) error {
+		for i, r := range g.HandleBatch(context.Background(), events, noop) {
 			if err := wantApplied(r.Outcome, r.Err); err != nil {
 				return fmt.Errorf("event %d: %w", i, err)
 			}
 		}
 		return nil
 	}
-	pair(b, "Batch100", "ClaimHandleBatch", perBatch(size), rawMany, handleBatch)
 }
 
 // pair runs raw and revguard as sub-benchmarks of their own, then both
@@ -200,29 +213,48 @@ func perEvent(workers int) runner {
 	}
 }
 
-// perBatch runs b.N batches of size events with distinct keys.
-func perBatch(size int) runner {
+// perBatch runs b.N batches of size events over workers goroutines, each
+// with benchKeys keys of its own, a batch's keys distinct.
+func perBatch(size, workers int) runner {
 	return func(b *testing.B, handle op) {
 		b.ReportAllocs()
 		prefix := randomHex(4)
-		keys := make([]string, benchKeys)
-		for k := range keys {
-			keys[k] = fmt.Sprintf("%s/account-%d", prefix, k)
-		}
-		events := make([]benchEvent, size)
+		var wg sync.WaitGroup
+		errs := make(chan error, workers)
 		b.ResetTimer()
 		start := time.Now()
-		for j := range b.N {
-			for i := range events {
-				n := j*size + i
-				events[i] = benchEvent{keys[n%benchKeys], revguard.Revision(n/benchKeys + 1)}
+		for w := range workers {
+			n := b.N / workers
+			if w < b.N%workers {
+				n++
 			}
-			if err := handle(events); err != nil {
-				b.Fatalf("batch %d: %v", j, err)
-			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				keys := make([]string, benchKeys)
+				for k := range keys {
+					keys[k] = fmt.Sprintf("%s/w%d/account-%d", prefix, w, k)
+				}
+				events := make([]benchEvent, size)
+				for j := range n {
+					for i := range events {
+						n := j*size + i
+						events[i] = benchEvent{keys[n%benchKeys], revguard.Revision(n/benchKeys + 1)}
+					}
+					if err := handle(events); err != nil {
+						errs <- fmt.Errorf("batch %d: %w", j, err)
+						return
+					}
+				}
+			}()
 		}
+		wg.Wait()
 		elapsed := time.Since(start)
 		b.StopTimer()
+		close(errs)
+		for err := range errs {
+			b.Fatal(err)
+		}
 		b.ReportMetric(float64(b.N*size)/elapsed.Seconds(), "events/s")
 	}
 }

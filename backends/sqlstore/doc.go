@@ -41,7 +41,7 @@
 //		claim_rev     numeric(20,0),
 //		claim_token   bytea,
 //		claim_until   timestamptz          -- NULL or past: no claim
-//	);
+//	) WITH (fillfactor = 60);              -- room for in-page (HOT) updates
 //	SELECT convert_from(entity_key, 'UTF8'), applied FROM revguard_revisions;
 //
 // SQLite. Its integers are signed 64-bit, so revisions are 20-digit
@@ -76,7 +76,10 @@
 //
 // A row whose applied and claim_until are both NULL holds nothing, as if it
 // were absent. (CreateTable writes these statements with the table name of
-// WithTable.)
+// WithTable.) On PostgreSQL every event updates its row twice; a table
+// created without the fillfactor, by an earlier version or by hand, gains
+// it for the pages written from then on with
+// ALTER TABLE revguard_revisions SET (fillfactor = 60).
 //
 // # Statements and isolation
 //
