@@ -43,9 +43,14 @@
 //
 // # Cost
 //
-// Every decision is one store call (two in Claim mode: claim and commit), so
-// a guard costs about what the hand-written compare-and-set it replaces
-// costs; HandleBatch claims and commits a batch in one call each.
+// Every decision is one store call (two in Claim mode: claim and commit).
+// Concurrent Handle calls on one guard share them: while one claim (or
+// commit) is on its way, the calls that arrive wait and go out together in
+// one multi-key call, so a consumer with many goroutines makes far fewer
+// round trips than it handles events; a lone call never waits (see
+// WithoutCoalescing). HandleBatch claims and commits a batch in one call
+// each, and WithBatchConcurrency runs its handlers of distinct entities at
+// once. On memstore, which lives in the process, a claim needs no lease.
 // WithDropCache lets a guard drop redeliveries of revisions it saw applied
 // without a store call, where no other process lowers revisions.
 package revguard

@@ -231,7 +231,9 @@ func WithoutCoalescing() Option {
 // of another entity; a key's events still run one at a time, in revision
 // order. For handlers that wait on I/O: a batch of 100 events whose handler
 // waits 5ms takes half a second one after another, 50ms ten at a time.
-// Handlers must then be safe for concurrent use. The default is 1.
+// Handlers must then be safe for concurrent use. Transactional mode runs
+// them one after another all the same: each holds a transaction of its
+// own until it returns. The default is 1.
 func WithBatchConcurrency(n int) Option {
 	if n < 1 {
 		panic(fmt.Sprintf("revguard: WithBatchConcurrency(%d): want at least 1", n))

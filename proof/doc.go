@@ -8,7 +8,9 @@
 //     revguard.Store (not from any store's code).
 //   - Delivery storm: every event delivered one to five times, shuffled, to
 //     several guards sharing one store, with failing handlers, consumers that
-//     die mid-handler, and a handler slower than its lease.
+//     die mid-handler, and a handler slower than its lease; again with each
+//     guard called from 8 goroutines at once (coalesced store calls), and
+//     with HandleBatch running 4 handlers at a time.
 //   - Network faults: the storm again through toxiproxy, run in the test
 //     process, with latency, swallowed replies, reset connections and a
 //     restarted server.

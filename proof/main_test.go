@@ -113,7 +113,7 @@ func TestMain(m *testing.M) {
 	flag.Parse()
 	code := m.Run()
 	tablesMu.Lock()
-	slices.SortFunc(tables, func(a, b *table) int { return a.order - b.order })
+	slices.SortStableFunc(tables, func(a, b *table) int { return a.order - b.order }) // tables of one order print as declared
 	printed := false
 	for _, tb := range tables {
 		if len(tb.rows) > 0 && !printed {

@@ -3,6 +3,7 @@ package proof
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,12 @@ type callLog struct {
 	mu        sync.Mutex
 	decisions []decision
 	calls     []call
+
+	// Batch calls (ClaimBatch, CommitBatch) carrying more than one request,
+	// and the requests they carried: under concurrent Handle calls, the
+	// calls the guard coalesced.
+	multiClaims, multiClaimReqs   atomic.Int64
+	multiCommits, multiCommitReqs atomic.Int64
 }
 
 // call is any store call: when it ran and whether it failed.
@@ -61,6 +68,7 @@ type recStore struct {
 	log      *callLog
 	consumer int
 	timeout  time.Duration
+	latency  time.Duration // added to every call, as a network would
 	dead     atomic.Bool
 }
 
@@ -76,6 +84,9 @@ type recTxStore struct {
 var _ revguard.Transactor = (*recTxStore)(nil)
 
 func (r *recStore) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	if r.latency > 0 {
+		time.Sleep(r.latency)
+	}
 	return context.WithTimeout(ctx, r.timeout)
 }
 
@@ -96,16 +107,35 @@ func (r *recStore) Claim(ctx context.Context, req revguard.Request) (revguard.Re
 	return res, err
 }
 
+// ClaimBatch sends the batch to the store's own ClaimBatch, so that a
+// storm exercises the multi-key path (one script per Redis node, one SQL
+// statement) that coalesced and batched calls take. Every request is logged
+// as a decision spanning the whole call.
 func (r *recStore) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revguard.Reply, error) {
-	out := make([]revguard.Reply, len(reqs))
-	for i := range reqs {
-		res, err := r.Claim(ctx, reqs[i])
-		if err != nil {
-			return nil, err
-		}
-		out[i] = res
+	start := time.Now()
+	if r.dead.Load() {
+		return nil, errDead
 	}
-	return out, nil
+	if len(reqs) > 1 {
+		r.log.multiClaims.Add(1)
+		r.log.multiClaimReqs.Add(int64(len(reqs)))
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	res, err := r.inner.ClaimBatch(ctx, reqs)
+	end := time.Now()
+	if err == nil && len(res) != len(reqs) {
+		err = fmt.Errorf("proof: ClaimBatch answered %d replies for %d requests", len(res), len(reqs))
+	}
+	for i, req := range reqs {
+		d := decision{consumer: r.consumer, key: req.Key, rev: req.Rev, advance: req.Advance, start: start, end: end, err: err}
+		if err == nil {
+			d.verdict = res[i].Verdict
+		}
+		r.log.decided(d)
+	}
+	r.log.called("claim", start, err)
+	return res, err
 }
 
 func (r *recStore) Renew(ctx context.Context, ns, key string, token revguard.Token, lease time.Duration) error {
@@ -133,15 +163,22 @@ func (r *recStore) Commit(ctx context.Context, ns, key string, token revguard.To
 }
 
 func (r *recStore) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]error, error) {
-	out := make([]error, len(commits))
-	for i, c := range commits {
-		err := r.Commit(ctx, c.Namespace, c.Key, c.Token)
-		if err != nil && !errors.Is(err, revguard.ErrLeaseLost) {
-			return nil, err
-		}
-		out[i] = err
+	start := time.Now()
+	if r.dead.Load() {
+		return nil, errDead
 	}
-	return out, nil
+	if len(commits) > 1 {
+		r.log.multiCommits.Add(1)
+		r.log.multiCommitReqs.Add(int64(len(commits)))
+	}
+	ctx, cancel := r.ctx(ctx)
+	defer cancel()
+	errs, err := r.inner.CommitBatch(ctx, commits)
+	if err == nil && len(errs) != len(commits) {
+		err = fmt.Errorf("proof: CommitBatch answered %d errors for %d commits", len(errs), len(commits))
+	}
+	r.log.called("commit", start, err)
+	return errs, err
 }
 
 func (r *recStore) Release(ctx context.Context, ns, key string, token revguard.Token) error {

@@ -42,6 +42,15 @@ type stormConfig struct {
 	timeout   time.Duration // per store call
 	budget    time.Duration // the whole storm; past it the storm fails
 	cache     int           // WithDropCache's size for every consumer; 0 for none
+
+	// How each consumer calls its one guard: from goroutines goroutines at
+	// once (0 is 1), each calling Handle, or, when batch is set,
+	// HandleBatch on up to batch deliveries taken at once, with
+	// WithBatchConcurrency(batchConcurrency) when that is above 1.
+	goroutines       int
+	batch            int
+	batchConcurrency int
+	latency          time.Duration // added to every store call
 }
 
 func defaultStorm() stormConfig {
@@ -94,12 +103,7 @@ func (tr *transport) push(m *msg) {
 func (tr *transport) take(stop <-chan struct{}) (*msg, bool) {
 	for {
 		tr.mu.Lock()
-		if n := len(tr.queue); n > 0 {
-			i := tr.rng.IntN(n)
-			m := tr.queue[i]
-			tr.queue[i] = tr.queue[n-1]
-			tr.queue = tr.queue[:n-1]
-			m.n++
+		if m, ok := tr.pick(); ok {
 			tr.mu.Unlock()
 			return m, true
 		}
@@ -115,6 +119,28 @@ func (tr *transport) take(stop <-chan struct{}) (*msg, bool) {
 			return nil, false
 		}
 	}
+}
+
+// poll returns a message if one is waiting, without waiting for one: how a
+// consumer fills a batch.
+func (tr *transport) poll() (*msg, bool) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.pick()
+}
+
+// pick takes a random message from the queue; tr.mu is held.
+func (tr *transport) pick() (*msg, bool) {
+	n := len(tr.queue)
+	if n == 0 {
+		return nil, false
+	}
+	i := tr.rng.IntN(n)
+	m := tr.queue[i]
+	tr.queue[i] = tr.queue[n-1]
+	tr.queue = tr.queue[:n-1]
+	m.n++
+	return m, true
 }
 
 func (tr *transport) ack() {
@@ -159,17 +185,26 @@ type stormResult struct {
 	lost, twice, outOfOrder, finalWrong, misrep int
 	failed, died, inFlight, errs                int
 	slowApplied                                 bool
+	slowErr                                     string   // why the handler that outlived its lease was not applied
 	notes                                       []string // what went wrong, a few examples
 	uncommitted                                 int      // handlers whose work was done but whose Handle failed
 	twiceKnown, orderKnown                      int      // of twice and outOfOrder, those after such a handler
 	amoByDesign                                 int      // AtMostOnce: lost after an advance (granted, or whose reply was lost)
 	cached                                      int      // drops the consumers' drop caches answered
+
+	calling                       string // how consumers called their guard, when not one Handle call at a time
+	multiClaims, multiClaimReqs   int    // ClaimBatch calls carrying more than one request, and their requests
+	multiCommits, multiCommitReqs int    // the same for CommitBatch
+	mostRunning                   int    // the most handlers one consumer ran at once
 }
 
 var stormHeader = []string{"store", "mode", "faults", "events", "delivered", "redelivered", "handler runs", "failed", "died", "applied", "dropped duplicate", "dropped stale", "lost", "applied twice", "out of order", "misreported drops", "errors"}
 
 var (
 	stormTable = newTable(2, "Delivery storm: each event delivered 1-5 times, shuffled, to 4 consumers sharing one store; 10% of handlers fail, a consumer dies mid-handler, one handler outlives its lease", stormHeader...)
+	// Order 2 as well: printed right after the plain storm's table.
+	concurrentTable = newTable(2, "Delivery storm with concurrent calls: the same storm, each consumer calling its one guard from 8 goroutines (their store calls coalesce) or with HandleBatch on up to 16 deliveries taken at once, 4 handlers at a time",
+		append([]string{"store", "mode", "calls", "multi-request store calls", "most handlers at once"}, stormHeader[3:]...)...)
 	faultTable = newTable(3, "Delivery storm under network faults (toxiproxy in process: latency 2±2ms, swallowed replies, connections closed mid-call, a server restart)", stormHeader...)
 )
 
@@ -210,7 +245,9 @@ func runStorm(t *testing.T, store revguard.Store, mode revguard.Mode, cfg stormC
 	for i := range min(cfg.deaths, cfg.consumers-1) {
 		dieAt[int64(5+20*i+rng.IntN(10))] = true
 	}
-	var deaths atomic.Int64
+	// A death falls due at those runs and happens at the first handler run
+	// from then on whose consumer can die there (see die).
+	var owed atomic.Int64
 	slowArmed.Store(true)
 
 	log := &callLog{}
@@ -219,25 +256,42 @@ func runStorm(t *testing.T, store revguard.Store, mode revguard.Mode, cfg stormC
 	var slowApplied atomic.Bool
 	var uncommitted atomic.Int64 // handlers that completed but whose Handle failed
 	var cachedDrops atomic.Int64
+	var mostRunning atomic.Int64 // the most handlers one consumer ran at once
 	var noteMu sync.Mutex
 	var uncommittedNotes []string
+	var slowErr string
 	uncommittedAt := map[string][]int{} // per entity, the completions whose commit failed
 	release := make(chan struct{})      // unblocks dead consumers' handlers at the end
 	stop := make(chan struct{})
 	errInjected := errors.New("proof: injected handler failure")
 
-	extract := func(m *msg) (string, revguard.Revision, error) { return m.ev.key, m.ev.rev, nil }
+	// A delivery is one message as a consumer took it, with what its
+	// handler did: each call, and each event of a batch, has its own, so
+	// that goroutines sharing a guard keep theirs apart.
+	type delivery struct {
+		m           *msg
+		start       time.Time // when its Handle (or HandleBatch) call began
+		ranSlow     bool      // its handler outlived its lease
+		completed   time.Time // when its handler completed its work
+		completedAt int       // and that completion's place among the entity's
+	}
+	extract := func(d *delivery) (string, revguard.Revision, error) { return d.m.ev.key, d.m.ev.rev, nil }
+	goroutines, batch := max(cfg.goroutines, 1), max(cfg.batch, 1)
+	t.Logf("storm seed %d: %d consumers, %d goroutines each, batches of %d, batch concurrency %d", seed, cfg.consumers, goroutines, batch, max(cfg.batchConcurrency, 1))
 	// live counts the consumers still taking messages; all, every consumer
 	// goroutine, dead ones included, which end once release is closed.
 	var live, all sync.WaitGroup
 	for c := range cfg.consumers {
 		var gone sync.Once
-		rs := &recStore{inner: store, log: log, consumer: c, timeout: cfg.timeout}
+		rs := &recStore{inner: store, log: log, consumer: c, timeout: cfg.timeout, latency: cfg.latency}
 		var s revguard.Store = rs
 		if mode == revguard.Transactional {
 			s = &recTxStore{recStore: rs, tx: store.(revguard.Transactor), handler: 4 * cfg.lease}
 		}
 		opts := []revguard.Option{revguard.WithNamespace(ns), revguard.WithMode(mode), revguard.WithLease(cfg.lease)}
+		if cfg.batchConcurrency > 1 {
+			opts = append(opts, revguard.WithBatchConcurrency(cfg.batchConcurrency))
+		}
 		if cfg.cache > 0 {
 			// A drop the cache answers makes no store call, so the
 			// recording store never sees it: log it as a decision, so that
@@ -258,33 +312,90 @@ func runStorm(t *testing.T, store revguard.Store, mode revguard.Mode, cfg stormC
 		}
 		g := revguard.New(s, extract, opts...)
 		crng := rand.New(rand.NewPCG(seed, uint64(10+c)))
-		var mu sync.Mutex       // guards crng: the handler runs in the consumer's goroutine, but stay safe
-		ranSlow := false        // the handler runs in the consumer's goroutine
-		var completed time.Time // when the handler last completed its work
-		var completedAt int     // and its place among the entity's completions
+		var mu sync.Mutex // guards crng: handlers and the consumer's goroutines share it
 		cctx, ccancel := context.WithCancel(context.Background())
-		h := func(ctx context.Context, m *msg) error {
+
+		// The consumer's process. held is what it took and has not
+		// answered; window counts deliveries whose handler completed and
+		// whose call has not returned; slow is set while its handler that
+		// outlives its lease runs; running counts its handlers under way.
+		var (
+			cmu     sync.Mutex
+			dead    bool
+			held    = map[*delivery]bool{}
+			window  int
+			slow    bool
+			running int64
+		)
+		// die kills the consumer if a death is due and no work of its is
+		// done but not committed: a process killed there runs that work
+		// again on redelivery, the limit of any lease, which this storm is
+		// not about (with one goroutine calling Handle there never is any,
+		// so the plain storm dies on the very runs dieAt names). Nor does it
+		// die under its slow handler, which must get to commit.
+		die := func() bool {
+			cmu.Lock()
+			defer cmu.Unlock()
+			if dead || window > 0 || slow {
+				return false
+			}
+			for {
+				o := owed.Load()
+				if o == 0 {
+					return false
+				}
+				if owed.CompareAndSwap(o, o-1) {
+					break
+				}
+			}
+			dead = true
+			rs.dead.Store(true)
+			// Everything the process held comes back to someone else once
+			// the transport's visibility timeout passes.
+			for d := range held {
+				tr.redeliver(d.m, cfg.lease/2)
+			}
+			clear(held)
+			return true
+		}
+		h := func(ctx context.Context, d *delivery) error {
 			n := handled.Add(1)
-			// The handler runs numbered in dieAt kill their consumer.
-			die := dieAt[n] && deaths.Add(1) <= int64(cfg.deaths)
-			mu.Lock()
-			fail := crng.Float64() < cfg.failRate
-			work := time.Duration(crng.IntN(300)) * time.Microsecond
-			mu.Unlock()
-			if die {
+			if dieAt[n] {
+				owed.Add(1)
+			}
+			cmu.Lock()
+			running++
+			if running > mostRunning.Load() {
+				mostRunning.Store(running) // a lost race only understates the figure
+			}
+			cmu.Unlock()
+			defer func() {
+				cmu.Lock()
+				running--
+				if d.ranSlow {
+					slow = false
+				}
+				cmu.Unlock()
+			}()
+			if owed.Load() > 0 && die() {
 				// The process dies here: nothing it sends arrives any
-				// more, and its message comes back to someone else once
-				// the transport's visibility timeout passes.
-				rs.dead.Store(true)
+				// more.
 				gone.Do(live.Done)
 				died.Add(1)
-				tr.redeliver(m, cfg.lease/2)
 				time.AfterFunc(2*cfg.lease, ccancel)
 				<-release
 				return errDead
 			}
-			if handled.Load() > 30 && slowArmed.CompareAndSwap(true, false) {
-				ranSlow = true
+			mu.Lock()
+			fail := crng.Float64() < cfg.failRate
+			work := time.Duration(crng.IntN(300)) * time.Microsecond
+			mu.Unlock()
+			cmu.Lock()
+			if !dead && handled.Load() > 30 && slowArmed.CompareAndSwap(true, false) {
+				d.ranSlow, slow = true, true
+			}
+			cmu.Unlock()
+			if d.ranSlow {
 				time.Sleep(5 * cfg.lease / 2)
 			} else if fail {
 				failed.Add(1)
@@ -294,70 +405,142 @@ func runStorm(t *testing.T, store revguard.Store, mode revguard.Mode, cfg stormC
 			if err := ctx.Err(); err != nil {
 				return err // the lease was lost: the handler's effects are not made
 			}
-			if fx != nil {
-				return fx.record(ctx, m.ev.key, m.ev.rev)
+			cmu.Lock()
+			if dead {
+				// Another goroutine's handler killed the process before
+				// this one's work was done.
+				cmu.Unlock()
+				return errDead
 			}
-			completedAt = fx0.add(m.ev.key, m.ev.rev)
-			completed = time.Now()
+			if fx != nil {
+				cmu.Unlock()
+				return fx.record(ctx, d.m.ev.key, d.m.ev.rev)
+			}
+			d.completedAt = fx0.add(d.m.ev.key, d.m.ev.rev)
+			d.completed = time.Now()
+			window++
+			cmu.Unlock()
 			return nil
 		}
-		live.Add(1)
-		all.Add(1)
-		go func() {
-			defer all.Done()
-			defer gone.Do(live.Done)
-			defer ccancel()
+		// answer does with a delivery what the consumer does once its call
+		// returned: acknowledge it, or leave it to come back.
+		answer := func(d *delivery, out revguard.Outcome, err error) {
+			cmu.Lock()
+			if !d.completed.IsZero() {
+				window--
+			}
+			mine := held[d]
+			delete(held, d)
+			cmu.Unlock()
+			if !d.completed.IsZero() && err != nil {
+				// The handler's work is done, yet the event is not
+				// acknowledged: it will run again.
+				uncommitted.Add(1)
+				noteMu.Lock()
+				uncommittedAt[d.m.ev.key] = append(uncommittedAt[d.m.ev.key], d.completedAt)
+				if len(uncommittedNotes) < 5 {
+					uncommittedNotes = append(uncommittedNotes, fmt.Sprintf("consumer %d: %s revision %d: the handler completed %s into Handle, which then took %s more and failed: %v",
+						c, d.m.ev.key, d.m.ev.rev, d.completed.Sub(d.start).Round(time.Millisecond), time.Since(d.completed).Round(time.Millisecond), err))
+				}
+				noteMu.Unlock()
+			}
+			if d.ranSlow {
+				if err == nil && out == revguard.Applied {
+					slowApplied.Store(true)
+				} else {
+					noteMu.Lock()
+					slowErr = fmt.Sprintf("%s revision %d: %v %v", d.m.ev.key, d.m.ev.rev, out, err)
+					noteMu.Unlock()
+				}
+			}
+			if !mine {
+				return // the consumer died: it neither acknowledges nor takes anything, and what it held is on its way back
+			}
+			switch {
+			case err == nil:
+				switch out {
+				case revguard.Applied:
+					applied.Add(1)
+				case revguard.Duplicate:
+					dup.Add(1)
+				case revguard.Stale:
+					stale.Add(1)
+				}
+				tr.ack()
+			case errors.Is(err, revguard.ErrInFlight):
+				inFlight.Add(1)
+				mu.Lock()
+				delay := cfg.lease/8 + time.Duration(crng.Int64N(int64(cfg.lease/4)))
+				mu.Unlock()
+				tr.redeliver(d.m, delay)
+			default:
+				if !errors.Is(err, errInjected) {
+					errs.Add(1)
+				}
+				mu.Lock()
+				delay := time.Millisecond + time.Duration(crng.IntN(10))*time.Millisecond
+				if !errors.Is(err, errInjected) {
+					delay = 50*time.Millisecond + time.Duration(crng.IntN(100))*time.Millisecond // the store is in trouble: back off
+				}
+				mu.Unlock()
+				tr.redeliver(d.m, delay)
+			}
+		}
+		worker := func() {
 			for {
 				m, ok := tr.take(stop)
 				if !ok {
 					return
 				}
-				ranSlow, completed = false, time.Time{}
+				ds := []*delivery{{m: m}}
+				for len(ds) < batch {
+					m, ok := tr.poll()
+					if !ok {
+						break
+					}
+					ds = append(ds, &delivery{m: m})
+				}
+				cmu.Lock()
+				if dead {
+					cmu.Unlock()
+					for _, d := range ds {
+						tr.push(d.m) // taken by a process already gone: never delivered
+					}
+					return
+				}
 				start := time.Now()
-				out, err := g.Handle(cctx, m, h)
-				if !completed.IsZero() && err != nil && fx == nil {
-					// The handler's work is done, yet the event is not
-					// acknowledged: it will run again.
-					uncommitted.Add(1)
-					noteMu.Lock()
-					uncommittedAt[m.ev.key] = append(uncommittedAt[m.ev.key], completedAt)
-					if len(uncommittedNotes) < 5 {
-						uncommittedNotes = append(uncommittedNotes, fmt.Sprintf("consumer %d: %s revision %d: the handler completed %s into Handle, which then took %s more and failed: %v",
-							c, m.ev.key, m.ev.rev, completed.Sub(start).Round(time.Millisecond), time.Since(completed).Round(time.Millisecond), err))
-					}
-					noteMu.Unlock()
+				for _, d := range ds {
+					d.start = start
+					held[d] = true
 				}
-				if ranSlow && err == nil && out == revguard.Applied {
-					slowApplied.Store(true)
+				cmu.Unlock()
+				if cfg.batch == 0 {
+					out, err := g.Handle(cctx, ds[0], h)
+					answer(ds[0], out, err)
+					continue
 				}
-				if rs.dead.Load() {
-					return // the consumer is dead: it neither acknowledges nor takes anything
-				}
-				switch {
-				case err == nil:
-					switch out {
-					case revguard.Applied:
-						applied.Add(1)
-					case revguard.Duplicate:
-						dup.Add(1)
-					case revguard.Stale:
-						stale.Add(1)
-					}
-					tr.ack()
-				case errors.Is(err, revguard.ErrInFlight):
-					inFlight.Add(1)
-					tr.redeliver(m, cfg.lease/8+time.Duration(crng.Int64N(int64(cfg.lease/4))))
-				default:
-					if !errors.Is(err, errInjected) {
-						errs.Add(1)
-					}
-					delay := time.Millisecond + time.Duration(crng.IntN(10))*time.Millisecond
-					if !errors.Is(err, errInjected) {
-						delay = 50*time.Millisecond + time.Duration(crng.IntN(100))*time.Millisecond // the store is in trouble: back off
-					}
-					tr.redeliver(m, delay)
+				for i, r := range g.HandleBatch(cctx, ds, h) {
+					answer(ds[i], r.Outcome, r.Err)
 				}
 			}
+		}
+		live.Add(1)
+		var workers sync.WaitGroup
+		for range goroutines {
+			workers.Add(1)
+			all.Add(1)
+			go func() {
+				defer all.Done()
+				defer workers.Done()
+				worker()
+			}()
+		}
+		all.Add(1)
+		go func() {
+			defer all.Done()
+			workers.Wait()
+			gone.Do(live.Done)
+			ccancel()
 		}()
 	}
 
@@ -399,6 +582,7 @@ func runStorm(t *testing.T, store revguard.Store, mode revguard.Mode, cfg stormC
 	res.inFlight, res.errs = int(inFlight.Load()), int(errs.Load())
 	res.dup, res.stale = int(dup.Load()), int(stale.Load())
 	res.slowApplied = slowApplied.Load()
+	res.slowErr = slowErr
 	res.uncommitted = int(uncommitted.Load())
 	if res.uncommitted > 0 {
 		for _, n := range uncommittedNotes {
@@ -505,6 +689,18 @@ func runStorm(t *testing.T, store revguard.Store, mode revguard.Mode, cfg stormC
 	}
 	res.misrep, res.notes = misreported(log, mode, res.notes)
 	res.cached = int(cachedDrops.Load())
+	res.multiClaims, res.multiClaimReqs = int(log.multiClaims.Load()), int(log.multiClaimReqs.Load())
+	res.multiCommits, res.multiCommitReqs = int(log.multiCommits.Load()), int(log.multiCommitReqs.Load())
+	res.mostRunning = int(mostRunning.Load())
+	switch {
+	case cfg.batch > 0:
+		res.calling = fmt.Sprintf("HandleBatch(%d), %d at once", cfg.batch, max(cfg.batchConcurrency, 1))
+		if goroutines > 1 {
+			res.calling += fmt.Sprintf(", %d goroutines", goroutines)
+		}
+	case goroutines > 1:
+		res.calling = fmt.Sprintf("Handle, %d goroutines", goroutines)
+	}
 	return res, log
 }
 
@@ -595,12 +791,23 @@ func checkStorm(t *testing.T, store, faults string, mode revguard.Mode, r stormR
 		t.Errorf("%s %s: no consumer died: the storm did not test expiry", store, mode)
 	}
 	if mode == revguard.Claim && faults == "none" && !r.slowApplied {
-		t.Errorf("%s %s: the handler that outlived its lease was not applied: renewal did not keep its claim", store, mode)
+		t.Errorf("%s %s: the handler that outlived its lease was not applied: renewal did not keep its claim (%s)", store, mode, r.slowErr)
 	}
 }
 
 func stormRow(t *testing.T, store, faults string, mode revguard.Mode, r stormResult) {
 	t.Helper()
+	if r.calling != "" && faults == "none" {
+		perCall := func(calls, reqs int) string {
+			if calls == 0 {
+				return "0"
+			}
+			return fmt.Sprintf("%d (%.1f each)", calls, float64(reqs)/float64(calls))
+		}
+		multi := fmt.Sprintf("claim %s, commit %s", perCall(r.multiClaims, r.multiClaimReqs), perCall(r.multiCommits, r.multiCommitReqs))
+		concurrentTable.add(t, store, mode, r.calling, multi, r.mostRunning, r.events, r.delivered, r.redelivered, r.handled, r.failed, r.died, r.applied, r.dup, r.stale, r.lost, r.twice, r.outOfOrder, r.misrep, r.errs)
+		return
+	}
 	tb := stormTable
 	if faults != "none" {
 		tb = faultTable
@@ -667,6 +874,77 @@ func TestProofStorm(t *testing.T) {
 					r, _ := runStorm(t, o.store, mode, cfg, fx, nil)
 					checkStorm(t, b.name, "none", mode, r)
 				})
+			}
+		})
+	}
+}
+
+// TestProofStormConcurrent storms consumers that each call their one guard
+// from many places at once, as partitioned consumers do: 8 goroutines
+// calling Handle, whose claims, commits and advances the guard coalesces
+// into shared batch calls, or HandleBatch on up to 16 deliveries taken
+// together, running 4 handlers of distinct entities at a time. The checks
+// are the plain storm's. Each storm also checks that it exercised what it
+// is about: a Handle storm whose store calls never carried more than one
+// request, or a batch storm that never ran two handlers at once, proves
+// nothing about coalescing or batch concurrency.
+func TestProofStormConcurrent(t *testing.T) {
+	callings := []struct {
+		name                           string
+		goroutines, batch, concurrency int
+	}{
+		{"Handle", 8, 0, 0},
+		{"HandleBatch", 1, 16, 4},
+	}
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			if b.variant && !long() {
+				t.Skip("a setting of a store the short proof already storms: in the long proof only")
+			}
+			modes := []revguard.Mode{revguard.Claim, revguard.AtMostOnce}
+			if b.sql {
+				modes = append(modes, revguard.Transactional)
+			}
+			for _, calling := range callings {
+				for _, mode := range modes {
+					t.Run(calling.name+"/"+mode.String(), func(t *testing.T) {
+						o := b.open(t, storeOpts{})
+						cfg := defaultStorm()
+						cfg.goroutines, cfg.batch, cfg.batchConcurrency = calling.goroutines, calling.batch, calling.concurrency
+						if b.name == "sqlite" {
+							cfg.lease = time.Second // one writer at a time: calls queue for the lock
+						}
+						if raceEnabled {
+							cfg.lease *= 3
+						}
+						name := b.name
+						if b.name == "memstore" && calling.goroutines > 1 {
+							// memstore answers in about a microsecond, so calls
+							// would hardly ever meet in flight; a round trip's
+							// worth of latency, as any other store has, lets
+							// them.
+							cfg.latency = 100 * time.Microsecond
+							name += " +100µs per call"
+						}
+						var fx effectLog
+						if mode == revguard.Transactional {
+							fx = o.effects(t)
+						}
+						r, _ := runStorm(t, o.store, mode, cfg, fx, nil)
+						// Transactional runs each event in a transaction of
+						// its own, one after another in a batch: there is
+						// nothing to share and no batch concurrency.
+						if mode != revguard.Transactional {
+							if calling.goroutines > 1 && r.multiClaims+r.multiCommits == 0 {
+								t.Errorf("%s %s: no ClaimBatch or CommitBatch call carried more than one request: the concurrent Handle calls never coalesced, and this storm proves nothing about coalescing", name, mode)
+							}
+							if calling.concurrency > 1 && r.mostRunning < 2 {
+								t.Errorf("%s %s: no consumer ever ran two handlers at once: this storm proves nothing about WithBatchConcurrency", name, mode)
+							}
+						}
+						checkStorm(t, name, "none", mode, r)
+					})
+				}
 			}
 		})
 	}
