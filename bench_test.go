@@ -241,34 +241,13 @@ func prefill(b *testing.B, keys []string, apply func(key string, rev revguard.Re
 // own, as partitioned consumers do: event j of a goroutine goes to its key
 // j%perWorker at revision j/perWorker+1, so that each event is newer.
 func spread(b *testing.B, keys [][]string, apply func(key string, rev revguard.Revision) error) {
-	g := len(keys)
-	errs := make(chan error, g)
-	var wg sync.WaitGroup
-	b.ReportAllocs()
-	b.ResetTimer()
-	for w := range g {
-		n := b.N / g
-		if w < b.N%g {
-			n++
+	testenv.Spread(b, len(keys), func(w, j int) error {
+		key, rev := keys[w][j%perWorker], revguard.Revision(j/perWorker+1)
+		if err := apply(key, rev); err != nil {
+			return fmt.Errorf("%s revision %d: %w", key, rev, err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range n {
-				key, rev := keys[w][j%perWorker], revguard.Revision(j/perWorker+1)
-				if err := apply(key, rev); err != nil {
-					errs <- fmt.Errorf("%s revision %d: %w", key, rev, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+		return nil
+	})
 	eventsPerSec(b, 1)
 }
 
@@ -276,32 +255,12 @@ func spread(b *testing.B, keys [][]string, apply func(key string, rev revguard.R
 // with keys of its own; a goroutine's i-th batch is at revision i+1.
 func batches(b *testing.B, g int, apply func(keys []string, rev revguard.Revision) error) {
 	keys := freshKeys(g)
-	errs := make(chan error, g)
-	var wg sync.WaitGroup
-	b.ReportAllocs()
-	b.ResetTimer()
-	for w := range g {
-		n := b.N / g
-		if w < b.N%g {
-			n++
+	testenv.Spread(b, g, func(w, i int) error {
+		if err := apply(keys[w][:batchSize], revguard.Revision(i+1)); err != nil {
+			return fmt.Errorf("batch %d: %w", i, err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range n {
-				if err := apply(keys[w][:batchSize], revguard.Revision(i+1)); err != nil {
-					errs <- fmt.Errorf("batch %d: %w", i, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
+		return nil
+	})
 	eventsPerSec(b, batchSize)
 }
 

@@ -176,21 +176,16 @@ func (l *lane[Q, A]) lead(batch []*waiter[Q, A]) {
 			l.next()
 		}
 	}()
-	ctx, cancel := shared(batch)
-	if len(batch) == 1 {
-		batch[0].a, batch[0].err = l.one(ctx, batch[0].q)
-	} else {
-		qs := make([]Q, len(batch))
-		for i, w := range batch {
-			qs[i] = w.q
-		}
-		as := make([]A, len(batch))
-		err := l.batch(ctx, qs, as)
-		for i, w := range batch {
-			w.a, w.err = as[i], err
-		}
+	qs, as := make([]Q, len(batch)), make([]A, len(batch))
+	for i, w := range batch {
+		qs[i] = w.q
 	}
+	ctx, cancel := shared(batch)
+	err := l.batch(ctx, qs, as) // one request goes as a single call
 	cancel()
+	for i, w := range batch {
+		w.a, w.err = as[i], err
+	}
 	answered = true
 	for _, w := range batch[1:] {
 		w.ready <- struct{}{}

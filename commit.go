@@ -1,6 +1,7 @@
 package revguard
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,58 +93,47 @@ func (g *Guard[T]) release(ctx context.Context, j *job[T]) {
 }
 
 // commit commits the claims of the jobs whose handler succeeded and sets
-// the error of each that fails.
+// the error of each that fails. The keeper goes on renewing while a commit
+// is retried; a claim lost meanwhile is refused by the store, which fences
+// by token.
 func (g *Guard[T]) commit(ctx context.Context, l *lease, jobs []job[T]) {
-	var commits []Commit
+	n := 0
 	var last *job[T]
 	for i := range jobs {
 		if j := &jobs[i]; !j.done && j.err == nil {
-			if last != nil && commits == nil {
-				commits = append(make([]Commit, 0, len(jobs)), last.claim())
-			}
-			if commits != nil {
-				commits = append(commits, j.claim())
-			}
-			last = j
+			n, last = n+1, j
 		}
 	}
-	var err error
-	var errs []error
-	switch {
-	case last == nil:
+	switch n {
+	case 0:
 		return
-	case commits == nil: // one commit, Handle's: nothing of it leaves the stack
+	case 1: // Handle's one commit: nothing of it leaves the stack
 		c := last.claim()
-		var one error
-		err = g.settle(ctx, l, func() (err error) {
-			one, err = g.commits.call(ctx, c)
+		var answer error
+		err := g.settle(ctx, l, func() (err error) {
+			answer, err = g.commits.call(ctx, c)
 			return err
 		})
-		if err == nil && one != nil {
-			err = one
-		}
-		if err != nil {
+		if err = cmp.Or(err, answer); err != nil {
 			g.commitFailed(l, last, err)
 		}
 		return
 	}
-	// The keeper goes on renewing while the commit is retried; a claim lost
-	// meanwhile is refused by the store, which fences by token.
-	errs = make([]error, len(commits))
-	err = g.settle(ctx, l, func() error { return g.commits.batch(ctx, commits, errs) })
-	n := 0
+	commits := make([]Commit, 0, n)
 	for i := range jobs {
-		j := &jobs[i]
-		if j.done || j.err != nil {
-			continue
+		if j := &jobs[i]; !j.done && j.err == nil {
+			commits = append(commits, j.claim())
 		}
-		e := err
-		if e == nil {
-			e = errs[n]
-		}
-		n++
-		if e != nil {
-			g.commitFailed(l, j, e)
+	}
+	errs := make([]error, n)
+	err := g.settle(ctx, l, func() error { return g.commits.batch(ctx, commits, errs) })
+	k := 0
+	for i := range jobs {
+		if j := &jobs[i]; !j.done && j.err == nil {
+			if e := cmp.Or(err, errs[k]); e != nil {
+				g.commitFailed(l, j, e)
+			}
+			k++
 		}
 	}
 }

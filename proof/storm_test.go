@@ -847,16 +847,22 @@ func TestProofStormDropCache(t *testing.T) {
 	}
 }
 
+// stormModes returns the modes b is stormed in, or skips t when b is a
+// variant that only the long proof storms.
+func stormModes(t *testing.T, b backend) []revguard.Mode {
+	if b.variant && !long() {
+		t.Skip("a setting of a store the short proof already storms: in the long proof only")
+	}
+	if b.sql {
+		return []revguard.Mode{revguard.Claim, revguard.AtMostOnce, revguard.Transactional}
+	}
+	return []revguard.Mode{revguard.Claim, revguard.AtMostOnce}
+}
+
 func TestProofStorm(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			if b.variant && !long() {
-				t.Skip("a setting of a store the short proof already storms: in the long proof only")
-			}
-			modes := []revguard.Mode{revguard.Claim, revguard.AtMostOnce}
-			if b.sql {
-				modes = append(modes, revguard.Transactional)
-			}
+			modes := stormModes(t, b)
 			for _, mode := range modes {
 				t.Run(mode.String(), func(t *testing.T) {
 					o := b.open(t, storeOpts{})
@@ -898,13 +904,7 @@ func TestProofStormConcurrent(t *testing.T) {
 	}
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
-			if b.variant && !long() {
-				t.Skip("a setting of a store the short proof already storms: in the long proof only")
-			}
-			modes := []revguard.Mode{revguard.Claim, revguard.AtMostOnce}
-			if b.sql {
-				modes = append(modes, revguard.Transactional)
-			}
+			modes := stormModes(t, b)
 			for _, calling := range callings {
 				for _, mode := range modes {
 					t.Run(calling.name+"/"+mode.String(), func(t *testing.T) {

@@ -115,12 +115,16 @@ func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply
 	k := id{req.Namespace, req.Key}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	e, ok := sh.m[k]
-	if !ok {
-		e = new(entry)
+	if e := sh.m[k]; e != nil {
+		return s.claim(&req, e), nil
 	}
-	res := s.claim(&req, e)
-	if !ok && res.Verdict == revguard.Granted {
+	// An entity met for the first time is stored only if the claim is
+	// granted: a refusal (a gap, a revision below the first) adds nothing.
+	var fresh entry
+	res := s.claim(&req, &fresh)
+	if res.Verdict == revguard.Granted {
+		e := new(entry)
+		*e = fresh
 		sh.m[k] = e
 	}
 	return res, nil

@@ -4,13 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/revguard/revguard"
 	"github.com/revguard/revguard/backends/sqlstore"
+	"github.com/revguard/revguard/internal/testenv"
 )
 
 // The benchmarks run revguard on PostgreSQL beside the raw statement a
@@ -171,45 +171,20 @@ func wantApplied(out revguard.Outcome, err error) error {
 // perEvent runs b.N events over workers goroutines, each on keys of its own.
 func perEvent(workers int) runner {
 	return func(b *testing.B, handle op) {
-		b.ReportAllocs()
-		prefix := randomHex(4)
-		keys := make([][]string, workers)
-		for w := range keys {
-			keys[w] = make([]string, benchKeys)
-			for k := range keys[w] {
-				keys[w][k] = fmt.Sprintf("%s/w%d/account-%d", prefix, w, k)
+		keys := workerKeys(workers)
+		events := make([][]benchEvent, workers)
+		for w := range events {
+			events[w] = make([]benchEvent, 1)
+		}
+		testenv.Spread(b, workers, func(w, j int) error {
+			e := events[w]
+			e[0] = benchEvent{keys[w][j%benchKeys], revguard.Revision(j/benchKeys + 1)}
+			if err := handle(e); err != nil {
+				return fmt.Errorf("%s revision %d: %w", e[0].key, e[0].rev, err)
 			}
-		}
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		b.ResetTimer()
-		start := time.Now()
-		for w := range workers {
-			n := b.N / workers
-			if w < b.N%workers {
-				n++
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				e := make([]benchEvent, 1)
-				for j := range n {
-					e[0] = benchEvent{keys[w][j%benchKeys], revguard.Revision(j/benchKeys + 1)}
-					if err := handle(e); err != nil {
-						errs <- fmt.Errorf("%s revision %d: %w", e[0].key, e[0].rev, err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		b.StopTimer()
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+			return nil
+		})
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	}
 }
 
@@ -217,44 +192,35 @@ func perEvent(workers int) runner {
 // with benchKeys keys of its own, a batch's keys distinct.
 func perBatch(size, workers int) runner {
 	return func(b *testing.B, handle op) {
-		b.ReportAllocs()
-		prefix := randomHex(4)
-		var wg sync.WaitGroup
-		errs := make(chan error, workers)
-		b.ResetTimer()
-		start := time.Now()
-		for w := range workers {
-			n := b.N / workers
-			if w < b.N%workers {
-				n++
+		keys := workerKeys(workers)
+		events := make([][]benchEvent, workers)
+		for w := range events {
+			events[w] = make([]benchEvent, size)
+		}
+		testenv.Spread(b, workers, func(w, j int) error {
+			for i := range events[w] {
+				n := j*size + i
+				events[w][i] = benchEvent{keys[w][n%benchKeys], revguard.Revision(n/benchKeys + 1)}
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				keys := make([]string, benchKeys)
-				for k := range keys {
-					keys[k] = fmt.Sprintf("%s/w%d/account-%d", prefix, w, k)
-				}
-				events := make([]benchEvent, size)
-				for j := range n {
-					for i := range events {
-						n := j*size + i
-						events[i] = benchEvent{keys[n%benchKeys], revguard.Revision(n/benchKeys + 1)}
-					}
-					if err := handle(events); err != nil {
-						errs <- fmt.Errorf("batch %d: %w", j, err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		elapsed := time.Since(start)
-		b.StopTimer()
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(b.N*size)/elapsed.Seconds(), "events/s")
+			if err := handle(events[w]); err != nil {
+				return fmt.Errorf("batch %d: %w", j, err)
+			}
+			return nil
+		})
+		b.ReportMetric(float64(b.N*size)/b.Elapsed().Seconds(), "events/s")
 	}
+}
+
+// workerKeys returns benchKeys keys for each of workers goroutines, new on
+// every call.
+func workerKeys(workers int) [][]string {
+	prefix := randomHex(4)
+	keys := make([][]string, workers)
+	for w := range keys {
+		keys[w] = make([]string, benchKeys)
+		for k := range keys[w] {
+			keys[w][k] = fmt.Sprintf("%s/w%d/account-%d", prefix, w, k)
+		}
+	}
+	return keys
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"sync"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
@@ -75,5 +76,39 @@ func DeleteKeys(ctx context.Context, c redis.UniversalClient, prefix string) {
 		_ = c.ForEachMaster(ctx, del)
 	case *redis.Client:
 		_ = del(ctx, c)
+	}
+}
+
+// Spread runs b.N operations split over g goroutines, timed: op(w, i) is
+// goroutine w's i-th, so that each can work on keys of its own, as
+// partitioned consumers do. A goroutine stops at its first error, which
+// fails b once every goroutine has returned (only b's own goroutine may
+// call Fatal).
+func Spread(b *testing.B, g int, op func(w, i int) error) {
+	errs := make(chan error, g)
+	var wg sync.WaitGroup
+	b.ReportAllocs()
+	b.ResetTimer()
+	for w := range g {
+		n := b.N / g
+		if w < b.N%g {
+			n++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range n {
+				if err := op(w, i); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
 	}
 }
