@@ -23,7 +23,10 @@
 // (ErrInFlight), a Sequential revision arrived early (ErrGap), the lease was
 // lost (ErrLeaseLost), or the store could not be reached. Bad input
 // (ErrInvalidKey, ErrInvalidRevision, ErrInvalidEvent) will never succeed:
-// send it to a dead-letter queue.
+// send it to a dead-letter queue. Disposition turns any of these answers
+// into the Action a transport takes (Ack, RetryLater, DeadLetter,
+// Redeliver); the adapters under contrib/ (watermill, NATS JetStream, AWS
+// Lambda SQS, franz-go, the CloudEvents SDK) apply it for their stack.
 //
 // # Modes
 //
