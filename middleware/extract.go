@@ -110,7 +110,7 @@ func binaryEvent(r *http.Request) (string, revguard.Revision, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	key, err := ceKey(`header "ce-source"`, source, `header "ce-subject"`, subject, hasSubject)
+	key, err := CloudEventKey(`header "ce-source"`, source, `header "ce-subject"`, optional(subject, hasSubject))
 	if err != nil {
 		return "", 0, err
 	}
@@ -182,7 +182,7 @@ func structuredEvent(r *http.Request) (string, revguard.Revision, error) {
 			return "", 0, err
 		}
 	}
-	key, err := ceKey(fs, source, fsub, subject, hasSubject)
+	key, err := CloudEventKey(fs, source, fsub, optional(subject, hasSubject))
 	if err != nil {
 		return "", 0, err
 	}
@@ -209,23 +209,46 @@ func structuredEvent(r *http.Request) (string, revguard.Revision, error) {
 	return key, rev, err
 }
 
-// ceKey joins source and subject with revguard.Key, so that no two
-// (source, subject) pairs share a key, and a source without a subject
-// differs from every pair.
-func ceKey(sourceField, source, subjectField, subject string, hasSubject bool) (string, error) {
+// CloudEventKey returns the entity key CloudEvents gives an event:
+// revguard.Key(source, subject), or revguard.Key(source) when subject is nil
+// (the attribute is absent), so that no two (source, subject) pairs share a
+// key and a source alone differs from every pair. sourceField and
+// subjectField name the attributes in its errors, such as `header
+// "ce-source"`. Adapters for other CloudEvents bindings (contrib/revcloudevents)
+// call it so that one event gets one key whichever way it arrives.
+func CloudEventKey(sourceField, source, subjectField string, subject *string) (string, error) {
+	if source == "" {
+		return "", &FieldError{Field: sourceField, Reason: "missing", Err: revguard.ErrInvalidKey}
+	}
 	if err := checkPart(sourceField, source); err != nil {
 		return "", err
 	}
-	if !hasSubject {
+	if subject == nil {
 		return revguard.Key(source), nil
 	}
-	if subject == "" {
+	if *subject == "" {
 		return "", &FieldError{Field: subjectField, Reason: "present but empty, which CloudEvents forbids", Err: revguard.ErrInvalidKey}
 	}
-	if err := checkPart(subjectField, subject); err != nil {
+	if err := checkPart(subjectField, *subject); err != nil {
 		return "", err
 	}
-	return revguard.Key(source, subject), nil
+	return revguard.Key(source, *subject), nil
+}
+
+// CloudEventSequence reads a sequence attribute as the middleware does: a
+// decimal counter over the whole uint64 range, nothing else.
+func CloudEventSequence(field, s string) (revguard.Revision, error) { return parseCounter(field, s) }
+
+// CloudEventTime reads a time attribute as a revision in Unix nanoseconds,
+// and refuses one more than maxSkew ahead of now (0: no bound), as the
+// middleware does with DefaultMaxFutureSkew unless WithMaxFutureSkew says
+// otherwise.
+func CloudEventTime(field string, t, now time.Time, maxSkew time.Duration) (revguard.Revision, error) {
+	rev, err := revguard.Timestamp(t)
+	if err != nil {
+		return 0, &FieldError{Field: field, Reason: reason(err, revguard.ErrInvalidRevision), Err: revguard.ErrInvalidRevision}
+	}
+	return rev, checkFuture(field, t.Format(time.RFC3339Nano), rev, now, maxSkew)
 }
 
 // JSONFields returns an extractor that reads the entity key and the revision
@@ -308,7 +331,7 @@ func parseRevision(cfg *config, field, s string) (revguard.Revision, error) {
 	// ParseRevision reads digits as a counter and anything else it accepts
 	// as a timestamp.
 	if !text.AllDigits(s) {
-		return rev, checkFuture(cfg, field, s, rev)
+		return rev, checkFuture(field, s, rev, cfg.now(), cfg.skew)
 	}
 	return rev, nil
 }
@@ -333,29 +356,37 @@ func parseTime(cfg *config, field, s string) (revguard.Revision, error) {
 	if err != nil {
 		return 0, &FieldError{Field: field, Reason: reason(err, revguard.ErrInvalidRevision), Err: revguard.ErrInvalidRevision}
 	}
-	return rev, checkFuture(cfg, field, s, rev)
+	return rev, checkFuture(field, s, rev, cfg.now(), cfg.skew)
 }
 
-// checkFuture refuses a timestamp revision beyond the clock plus the skew:
-// a single event stamped in the year 2500 would otherwise make every later
-// event of its entity stale.
-func checkFuture(cfg *config, field, s string, rev revguard.Revision) error {
-	if cfg.skew == 0 {
+// checkFuture refuses a timestamp revision beyond now plus skew (0: no
+// bound): a single event stamped in the year 2500 would otherwise make
+// every later event of its entity stale. s is the timestamp as sent.
+func checkFuture(field, s string, rev revguard.Revision, now time.Time, skew time.Duration) error {
+	if skew == 0 {
 		return nil
 	}
-	now, err := revguard.Timestamp(cfg.now())
+	nowRev, err := revguard.Timestamp(now)
 	if err != nil {
 		return nil // a clock before 1970 bounds nothing
 	}
-	limit := uint64(now) + uint64(cfg.skew)
-	if limit < uint64(now) || uint64(rev) <= limit {
+	limit := uint64(nowRev) + uint64(skew)
+	if limit < uint64(nowRev) || uint64(rev) <= limit {
 		return nil
 	}
 	return &FieldError{
 		Field:  field,
-		Reason: fmt.Sprintf("%s is more than %s ahead of the receiver's clock", text.Quote(s), cfg.skew),
+		Reason: fmt.Sprintf("%s is more than %s ahead of the receiver's clock", text.Quote(s), skew),
 		Err:    revguard.ErrInvalidRevision,
 	}
+}
+
+// optional returns a pointer to s when present, for CloudEventKey.
+func optional(s string, present bool) *string {
+	if !present {
+		return nil
+	}
+	return &s
 }
 
 // reason is err's message without the sentinel's own, which FieldError
