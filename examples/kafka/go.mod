@@ -4,14 +4,17 @@ go 1.26.0
 
 require (
 	github.com/revguard/revguard v0.0.0-00010101000000-000000000000
-	github.com/twmb/franz-go v1.22.2
+	github.com/revguard/revguard/contrib/revkgo v0.0.0-00010101000000-000000000000
+	github.com/twmb/franz-go v1.22.3
 	github.com/twmb/franz-go/pkg/kfake v0.0.0-20260918054303-01f206a7e32c
 )
 
 require (
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
-	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
+	github.com/twmb/franz-go/pkg/kmsg v1.15.1 // indirect
 )
 
 replace github.com/revguard/revguard => ../..
+
+replace github.com/revguard/revguard/contrib/revkgo => ../../contrib/revkgo

@@ -7,11 +7,12 @@
 //
 // The producer retries like a real one: a send whose acknowledgement was lost
 // is sent again, and a retried send can land after the product's next
-// revision. The consumers commit offsets only after the guard returned nil for
-// every record up to that offset (err == nil means acknowledge); a record whose
-// handler failed is fetched again. One consumer handles a batch and stops
-// before committing, as a process killed between handling and committing
-// would, so the group delivers that batch again to the others.
+// revision. The consumers run revkgo.Consume (contrib/revkgo), which commits
+// offsets only after the guard returned nil for every record up to that
+// offset (err == nil means acknowledge) and rewinds a partition to a record
+// whose handler failed, so that it is fetched again. One consumer handles a
+// batch and stops before committing, as a process killed between handling and
+// committing would, so the group delivers that batch again to the others.
 //
 // # Why the offset is not the revision
 //
@@ -48,6 +49,7 @@ import (
 
 	"github.com/revguard/revguard"
 	"github.com/revguard/revguard/backends/memstore"
+	"github.com/revguard/revguard/contrib/revkgo"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -150,7 +152,7 @@ func run(ctx context.Context, seed uint64, products, revisions int, failRate flo
 		return err
 	}
 	for _, c := range consumers {
-		fmt.Printf("%s handled %d deliveries\n", c.name, c.handled)
+		fmt.Printf("%s handled %d deliveries\n", c.name, c.handled.Load())
 	}
 
 	st := guard.Stats()
@@ -336,7 +338,7 @@ type consumer struct {
 	guard   *revguard.Guard[*kgo.Record]
 	p       *projection
 	cl      *kgo.Client
-	handled int
+	handled atomic.Int64
 }
 
 func (c *consumer) client() (*kgo.Client, error) {
@@ -346,9 +348,10 @@ func (c *consumer) client() (*kgo.Client, error) {
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Both required by revkgo.Consume: it commits only what the guard
+		// acknowledged, between a poll and AllowRebalance, so a member never
+		// commits for a partition it no longer owns.
 		kgo.DisableAutoCommit(),
-		// Commits happen between a poll and AllowRebalance, so a member
-		// never commits for a partition it no longer owns.
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxWait(50*time.Millisecond),
 		kgo.HeartbeatInterval(100*time.Millisecond),
@@ -381,51 +384,20 @@ func (c *consumer) handleOneBatchAndDie(ctx context.Context) (int, error) {
 	}
 }
 
-// run is the consumer loop: handle each partition's records in order, commit
-// the offset after the last record the guard acknowledged, and rewind to the
-// first record it did not, so that the next poll fetches it again.
+// run consumes until ctx ends: revkgo.Consume handles each partition's
+// records in order, commits the offset after the last record the guard
+// acknowledged, and rewinds to the first one it did not.
 func (c *consumer) run(ctx context.Context) error {
-	cl := c.cl
-	for {
-		fetches := cl.PollRecords(ctx, 50)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if err := fetchError(fetches); err != nil {
-			return err
-		}
-		var ack []*kgo.Record
-		rewind := map[string]map[int32]kgo.EpochOffset{}
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			for _, r := range fp.Records {
-				out, err := c.guard.Handle(ctx, r, c.p.apply)
-				c.p.delivered(r, out, err)
-				c.handled++
-				if err != nil {
-					// Not acknowledged: nothing at or after this offset is
-					// committed, and the partition is read again from here.
-					if rewind[r.Topic] == nil {
-						rewind[r.Topic] = map[int32]kgo.EpochOffset{}
-					}
-					rewind[r.Topic][r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
-					return
-				}
-				ack = append(ack, r)
-			}
-		})
-		if len(ack) > 0 {
-			// CommitRecords commits, per partition, the offset after the
-			// highest record given: every record before it was acknowledged.
-			if err := cl.CommitRecords(context.WithoutCancel(ctx), ack...); err != nil {
-				cl.AllowRebalance()
-				return fmt.Errorf("committing: %w", err)
-			}
-		}
-		if len(rewind) > 0 {
-			cl.SetOffsets(rewind)
-		}
-		cl.AllowRebalance()
+	observe := func(r *kgo.Record, out revguard.Outcome, err error) {
+		c.handled.Add(1)
+		c.p.delivered(r, out, err)
 	}
+	err := revkgo.Consume(ctx, c.cl, c.guard, c.p.apply,
+		revkgo.WithObserver(observe), revkgo.WithPollRecords(50))
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
 }
 
 func fetchError(f kgo.Fetches) error {
