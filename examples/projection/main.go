@@ -329,18 +329,17 @@ func replay(ctx context.Context, g *revguard.Guard[Event], p *projection, stream
 					return nil
 				})
 				mu.Lock()
-				switch {
-				case err == nil && out == revguard.Applied:
+				switch act, _ := revguard.Disposition(err); {
+				case act == revguard.Ack && out == revguard.Applied:
 					st.applied++
-				case err == nil:
+				case act == revguard.Ack:
 					st.dropped++
-				case errors.Is(err, revguard.ErrGap), errors.Is(err, revguard.ErrInFlight), errors.Is(err, errInjected):
-					if errors.Is(err, errInjected) {
-						st.failures++
-					} else {
-						st.gaps++
-					}
+				case act == revguard.RetryLater:
+					st.gaps++
 					queue = append(queue, e) // not acknowledged: it comes back later
+				case errors.Is(err, errInjected):
+					st.failures++
+					queue = append(queue, e)
 				default:
 					if firstEr == nil {
 						firstEr = fmt.Errorf("%s #%d: %w", e.Account, e.Seq, err)
