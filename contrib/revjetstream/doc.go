@@ -18,7 +18,9 @@
 //     JetStream never delivers it again and its MSG_TERMINATED advisory
 //     carries the reason;
 //   - anything else (the handler failed, the store could not be reached, the
-//     lease was lost): Nak, so it is delivered again at once.
+//     lease was lost): Nak, so it is delivered again at once, or
+//     NakWithDelay with WithRedeliverDelay, so that a store outage does
+//     not make every consumer spin.
 //
 // While the guard runs, the message is marked InProgress every third of the
 // consumer's AckWait, so that JetStream does not deliver it to another

@@ -40,6 +40,8 @@ func TestHandleSettles(t *testing.T) {
 		{"bad revision", newFakeMsg("p1", "two"), ok, nil, "Term: header \"Event-Revision\": revguard: invalid revision: \"two\" is neither a decimal integer nor an RFC 3339 timestamp", revguard.ErrInvalidRevision},
 		{"permanent", newFakeMsg("p2", "1"), func(context.Context, jetstream.Msg) error { return revguard.Permanent(errDown) }, nil, "Term: permanent: price service down", errDown},
 		{"failed", newFakeMsg("p3", "1"), func(context.Context, jetstream.Msg) error { return errDown }, nil, "Nak", errDown},
+		{"failed, redeliver delay", newFakeMsg("p3", "1"), func(context.Context, jetstream.Msg) error { return errDown },
+			[]revjetstream.Option{revjetstream.WithRedeliverDelay(300 * time.Millisecond)}, "NakWithDelay 300ms", errDown},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := newGuard()

@@ -19,6 +19,7 @@ type config struct {
 	ctx        context.Context
 	ackWait    time.Duration
 	retryDelay time.Duration // 0: the delay revguard.Disposition suggests
+	redeliver  time.Duration // 0: a plain Nak
 	onError    func(jetstream.Msg, error)
 }
 
@@ -57,6 +58,19 @@ func WithRetryDelay(d time.Duration) Option {
 		panic(fmt.Sprintf("revjetstream: WithRetryDelay(%s): want a positive duration", d))
 	}
 	return func(c *config) { c.retryDelay = d }
+}
+
+// WithRedeliverDelay makes a failure (a handler error, a lost lease, the
+// store unreachable) NakWithDelay(d) instead of Nak. A plain Nak asks
+// JetStream to deliver the message again at once, ignoring the consumer's
+// BackOff, so while the store is down every consumer spins through its
+// messages until MaxDeliver; a delay of a few hundred milliseconds spares
+// the store and the server. The default is none: a plain Nak.
+func WithRedeliverDelay(d time.Duration) Option {
+	if d <= 0 {
+		panic(fmt.Sprintf("revjetstream: WithRedeliverDelay(%s): want a positive duration", d))
+	}
+	return func(c *config) { c.redeliver = d }
 }
 
 // WithContext sets the context Handler runs the guard and the handler with:

@@ -25,8 +25,12 @@ func (c *config) settle(msg jetstream.Msg, err error) error {
 		call, ackErr = "NakWithDelay", msg.NakWithDelay(delay)
 	case revguard.DeadLetter:
 		call, ackErr = "TermWithReason", msg.TermWithReason(err.Error())
-	default:
-		call, ackErr = "Nak", msg.Nak()
+	case revguard.Redeliver:
+		if c.redeliver > 0 {
+			call, ackErr = "NakWithDelay", msg.NakWithDelay(c.redeliver)
+		} else {
+			call, ackErr = "Nak", msg.Nak()
+		}
 	}
 	if ackErr == nil {
 		return err
