@@ -33,6 +33,15 @@
 // without one, so that an event without a sequence is ordered by when it
 // was sent: give events a sequence, or the time of the change they carry.
 //
+// The SDK decides a few attributes before the extractor sees them, so an
+// event that reaches both this receiver and middleware.CloudEvents can key
+// differently in corner cases: the SDK trims spaces around the subject and
+// reads an empty subject as none; it does not percent-decode binary-mode
+// ce- headers (the middleware does, as the HTTP binding says), so a source
+// or subject holding '%' differs; and it decodes an integer sequence in
+// structured JSON as an int32, refusing larger ones. Send sequences as
+// strings, and keep one path per event stream.
+//
 // On the sending side,
 // Outcome reads the outcome from the result of client.Send or
 // client.Request:
