@@ -42,8 +42,13 @@ func (g *Guard[T]) HandleBatch(ctx context.Context, events []T, h Handler[T]) []
 	var start time.Time
 	if g.watch {
 		start = time.Now()
+		if begin := g.cfg.hooks.Begin; begin != nil {
+			var end func()
+			ctx, end = begin(ctx, len(events))
+			defer end()
+		}
 	}
-	b := batch[T]{g: g, events: events, results: results, start: start}
+	b := batch[T]{g: g, ctx: ctx, events: events, results: results, start: start}
 	if h == nil {
 		for i := range events {
 			b.finish(i, "", 0, State{}, 0, errNilHandler)
@@ -63,6 +68,7 @@ func (g *Guard[T]) HandleBatch(ctx context.Context, events []T, h Handler[T]) []
 // batch holds one HandleBatch call's bookkeeping.
 type batch[T any] struct {
 	g       *Guard[T]
+	ctx     context.Context // for the hooks
 	events  []T
 	results []Result
 	start   time.Time
@@ -75,7 +81,8 @@ type keyRun struct {
 	revs   []revRun
 	next   int
 	state  State
-	cached bool // the current revision's drop came from the drop cache
+	cached bool          // the current revision's drop came from the drop cache
+	took   time.Duration // the current revision's handler time
 }
 
 // revRun is one revision of a key and every event that carries it.
@@ -85,12 +92,12 @@ type revRun struct {
 }
 
 func (b *batch[T]) finish(i int, key string, rev Revision, st State, out Outcome, err error) {
-	b.finishCached(i, key, rev, st, out, err, false)
+	b.finishWith(i, Decision{Key: key, Revision: rev, Applied: st, Outcome: out, Err: err})
 }
 
-func (b *batch[T]) finishCached(i int, key string, rev Revision, st State, out Outcome, err error, cached bool) {
-	b.results[i] = Result{Outcome: out, Err: err}
-	b.g.record(Decision{Key: key, Revision: rev, Applied: st, Outcome: out, Err: err, Cached: cached}, b.start)
+func (b *batch[T]) finishWith(i int, d Decision) {
+	b.results[i] = Result{Outcome: d.Outcome, Err: d.Err}
+	b.g.record(b.ctx, d, b.start)
 }
 
 func (b *batch[T]) group() {
@@ -154,13 +161,14 @@ func (b *batch[T]) settle(k *keyRun, out Outcome, err error) {
 	if out == Applied || out == DeadLettered {
 		again = Duplicate
 	}
+	took := k.took
 	for n, i := range cur.events {
 		if n == 1 {
-			out = again
+			out, took = again, 0 // a copy's handler did not run
 		}
-		b.finishCached(i, k.key, cur.rev, k.state, out, err, k.cached)
+		b.finishWith(i, Decision{Key: k.key, Revision: cur.rev, Applied: k.state, Outcome: out, Err: err, Cached: k.cached, HandlerTime: took})
 	}
-	k.cached = false
+	k.cached, k.took = false, 0
 	k.next++
 	rest := k.revs[k.next:]
 	switch {
@@ -203,7 +211,7 @@ func (b *batch[T]) run(ctx context.Context, round []*keyRun, h Handler[T]) {
 	}
 	g.decide(ctx, jobs, h)
 	for i, k := range round {
-		k.state, k.cached = jobs[i].state, jobs[i].cached
+		k.state, k.cached, k.took = jobs[i].state, jobs[i].cached, jobs[i].took
 		b.settle(k, jobs[i].out, jobs[i].err)
 	}
 }

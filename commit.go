@@ -89,7 +89,9 @@ func (j *job[T]) claim() Commit {
 }
 
 func (g *Guard[T]) release(ctx context.Context, j *job[T]) {
-	_ = g.store.Release(ctx, j.req.Namespace, j.req.Key, j.req.Token)
+	start := g.storeStart()
+	err := g.store.Release(ctx, j.req.Namespace, j.req.Key, j.req.Token)
+	g.storeCall(ctx, "release", 1, start, err)
 }
 
 // commit commits the claims of the jobs whose handler succeeded and sets
@@ -110,11 +112,14 @@ func (g *Guard[T]) commit(ctx context.Context, l *lease, jobs []job[T]) {
 	case 1: // Handle's one commit: nothing of it leaves the stack
 		c := last.claim()
 		var answer error
+		start := g.storeStart()
 		err := g.settle(ctx, l, func() (err error) {
 			answer, err = g.commits.call(ctx, c)
 			return err
 		})
-		if err = cmp.Or(err, answer); err != nil {
+		err = cmp.Or(err, answer)
+		g.storeCall(ctx, "commit", 1, start, err)
+		if err != nil {
 			g.commitFailed(l, last, err)
 		}
 		return
@@ -126,7 +131,9 @@ func (g *Guard[T]) commit(ctx context.Context, l *lease, jobs []job[T]) {
 		}
 	}
 	errs := make([]error, n)
+	start := g.storeStart()
 	err := g.settle(ctx, l, func() error { return g.commits.batch(ctx, commits, errs) })
+	g.storeCall(ctx, "commit", n, start, err)
 	k := 0
 	for i := range jobs {
 		if j := &jobs[i]; !j.done && j.err == nil {

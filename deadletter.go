@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Permanent marks a handler error as one that no redelivery will cure (a
@@ -43,6 +44,16 @@ func WithDeadLetter[T any](fn func(ctx context.Context, event T, err error) erro
 		panic("revguard: WithDeadLetter(nil)")
 	}
 	return func(c *config) { c.deadLetter = fn }
+}
+
+// timedCall is call, timed into *took when the guard watches.
+func (g *Guard[T]) timedCall(ctx context.Context, h Handler[T], event T, took *time.Duration) (bool, error) {
+	if !g.watch {
+		return g.call(ctx, h, event)
+	}
+	start := time.Now()
+	defer func() { *took = time.Since(start) }()
+	return g.call(ctx, h, event)
 }
 
 // call runs h and turns a Permanent error into a dead letter.

@@ -66,7 +66,7 @@ func New[T any](store Store, extract Extractor[T], opts ...Option) *Guard[T] {
 		}
 		o(&cfg)
 	}
-	g := &Guard[T]{store: store, extract: extract, cfg: cfg, watch: cfg.observer != nil || cfg.logger != nil}
+	g := &Guard[T]{store: store, extract: extract, cfg: cfg, watch: cfg.observer != nil || cfg.logger != nil || cfg.hooks.any()}
 	g.keeper = newKeeper(store, cfg.lease)
 	if ip, ok := store.(InProcess); ok && ip.InProcess() {
 		g.held, g.cfg.coalesce = true, false
@@ -120,8 +120,9 @@ type job[T any] struct {
 	state  State // the entity as the store, or the drop cache, saw it
 	out    Outcome
 	err    error
-	cached bool // the drop cache answered
-	done   bool // out or err is final
+	took   time.Duration // in the handler, when the guard watches
+	cached bool          // the drop cache answered
+	done   bool          // out or err is final
 }
 
 // Handle runs h on event if the event's revision is newer than its entity's
@@ -139,6 +140,11 @@ func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, 
 	var start time.Time
 	if g.watch {
 		start = time.Now()
+		if begin := g.cfg.hooks.Begin; begin != nil {
+			var end func()
+			ctx, end = begin(ctx, 0)
+			defer end()
+		}
 	}
 	var one [1]job[T]
 	j := &one[0]
@@ -149,7 +155,7 @@ func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, 
 			g.decide(ctx, one[:], h)
 		}
 	}
-	g.record(j.decision(), start)
+	g.record(ctx, j.decision(), start)
 	return j.out, j.err
 }
 
@@ -213,7 +219,7 @@ func (j *job[T]) finish(out Outcome, err error) {
 }
 
 func (j *job[T]) decision() Decision {
-	return Decision{Key: j.req.Key, Revision: j.req.Rev, Applied: j.state, Outcome: j.out, Cached: j.cached, Err: j.err}
+	return Decision{Key: j.req.Key, Revision: j.req.Rev, Applied: j.state, Outcome: j.out, Cached: j.cached, Err: j.err, HandlerTime: j.took}
 }
 
 // dropCached answers the jobs the drop cache knows to be drops, and returns
@@ -243,6 +249,7 @@ func (g *Guard[T]) claim(ctx context.Context, jobs []job[T], epoch uint64) (gran
 	var one [1]Reply
 	replies := one[:]
 	var err error
+	start := g.storeStart()
 	if len(jobs) == 1 && !jobs[0].done {
 		one[0], err = g.claims.call(ctx, jobs[0].req)
 	} else {
@@ -255,6 +262,7 @@ func (g *Guard[T]) claim(ctx context.Context, jobs []job[T], epoch uint64) (gran
 		replies = make([]Reply, len(reqs))
 		err = g.claims.batch(ctx, reqs, replies)
 	}
+	g.storeCall(ctx, "claim", len(replies), start, err)
 	n := 0
 	for i := range jobs {
 		j := &jobs[i]
@@ -291,10 +299,12 @@ func (g *Guard[T]) transact(ctx context.Context, jobs []job[T], h Handler[T]) {
 		}
 		epoch := g.cache.now()
 		dead, event := false, j.event
+		start := g.storeStart()
 		res, err := g.tx.Transact(ctx, j.req, func(ctx context.Context) (err error) {
-			dead, err = g.call(ctx, h, event)
+			dead, err = g.timedCall(ctx, h, event, &j.took)
 			return err
 		})
+		g.storeCall(ctx, "transact", 1, start, err)
 		j.state = res.State
 		if err != nil {
 			j.finish(0, err)

@@ -434,8 +434,12 @@ func TestObserverAndLogger(t *testing.T) {
 	_, _ = g.Handle(ctx, event{Key: "k", Rev: 1}, h)
 	_, _ = g.Handle(ctx, event{Key: ""}, h)
 	require.Len(t, seen, 3)
-	assert.Equal(t, revguard.Decision{Namespace: "ns", Key: "k", Revision: 2, Outcome: revguard.Applied, Duration: seen[0].Duration}, seen[0])
+	assert.Equal(t, revguard.Decision{Namespace: "ns", Key: "k", Revision: 2, Outcome: revguard.Applied, Duration: seen[0].Duration,
+		Mode: revguard.Claim, HandlerTime: seen[0].HandlerTime}, seen[0])
+	assert.Positive(t, seen[0].HandlerTime, "the handler ran")
+	assert.LessOrEqual(t, seen[0].HandlerTime, seen[0].Duration)
 	assert.Equal(t, revguard.State{Applied: 2, Exists: true}, seen[1].Applied)
+	assert.Zero(t, seen[1].HandlerTime, "a drop runs no handler")
 	assert.Equal(t, revguard.Stale, seen[1].Outcome)
 	assert.ErrorIs(t, seen[2].Err, revguard.ErrInvalidKey)
 	logs := buf.String()

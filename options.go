@@ -71,6 +71,7 @@ type config struct {
 	skew       time.Duration
 	maxStep    uint64
 	observer   func(Decision)
+	hooks      Hooks
 	logger     *slog.Logger
 	deadLetter any // func(context.Context, T, error) error
 	shadow     bool
@@ -251,4 +252,8 @@ type Decision struct {
 	Cached    bool          // a drop answered by WithDropCache's cache: Applied is what the cache knew
 	Err       error         // nil when the event may be acknowledged
 	Duration  time.Duration // from extraction to the end of the handler and commit
+	Mode      Mode          // the guard's mode
+	// HandlerTime is how long the handler ran for this event; 0 when it
+	// did not run (a drop, a refusal, a copy within a batch).
+	HandlerTime time.Duration
 }

@@ -66,7 +66,7 @@ func (g *Guard[T]) runJob(ctx context.Context, j *job[T], h Handler[T]) {
 	if j.done {
 		return
 	}
-	dead, err := g.call(ctx, h, j.event)
+	dead, err := g.timedCall(ctx, h, j.event, &j.took)
 	j.out, j.err = appliedOr(dead), err
 	if err != nil {
 		j.out = 0

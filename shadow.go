@@ -14,6 +14,11 @@ func (g *Guard[T]) handleShadow(ctx context.Context, event T, h Handler[T]) (Out
 	var start time.Time
 	if g.watch {
 		start = time.Now()
+		if begin := g.cfg.hooks.Begin; begin != nil {
+			var end func()
+			ctx, end = begin(ctx, 0)
+			defer end()
+		}
 	}
 	ran := false
 	var herr error
@@ -26,7 +31,7 @@ func (g *Guard[T]) handleShadow(ctx context.Context, event T, h Handler[T]) (Out
 			return herr
 		})
 	}
-	g.record(j.decision(), start)
+	g.record(ctx, j.decision(), start)
 	if !ran {
 		herr = h(ctx, event)
 	}

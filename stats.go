@@ -51,7 +51,7 @@ func isBadInput(err error) bool {
 }
 
 // record counts one decision and reports it to the observer and logger.
-func (g *Guard[T]) record(d Decision, start time.Time) {
+func (g *Guard[T]) record(ctx context.Context, d Decision, start time.Time) {
 	c := &g.stats
 	out, err := d.Outcome, d.Err
 	level := slog.LevelWarn
@@ -81,10 +81,13 @@ func (g *Guard[T]) record(d Decision, start time.Time) {
 	if !g.watch {
 		return
 	}
-	d.Namespace, d.Duration = g.cfg.namespace, time.Since(start)
+	d.Namespace, d.Duration, d.Mode = g.cfg.namespace, time.Since(start), g.cfg.mode
 	key, st := d.Key, d.Applied
 	if g.cfg.observer != nil {
 		g.cfg.observer(d)
+	}
+	if g.cfg.hooks.Decided != nil {
+		g.cfg.hooks.Decided(ctx, d)
 	}
 	if l := g.cfg.logger; l != nil && l.Enabled(context.Background(), level) {
 		msg := "revguard: " + out.String()

@@ -1,0 +1,58 @@
+package revguard
+
+import (
+	"context"
+	"time"
+)
+
+// Hooks let instrumentation follow a guard's decisions as they happen, in
+// the caller's context: contrib/revotel makes OpenTelemetry spans and
+// metrics of them. Every field may be nil. They run on the goroutines of
+// Handle and HandleBatch (Decided and Store also on those of
+// WithBatchConcurrency), so they must be quick and safe for concurrent use.
+type Hooks struct {
+	// Begin is called as Handle (n is 0) or HandleBatch (n is the number
+	// of events) starts. The context it returns is the one the rest of the
+	// call uses: store calls, handlers and the other hooks get it, so that
+	// a span Begin starts is their parent. end is called once, as the call
+	// returns (also when a handler panics).
+	Begin func(ctx context.Context, n int) (_ context.Context, end func())
+
+	// Store is called after each store call made for the call: op is
+	// "claim" (a claim, or AtMostOnce's advance), "commit", "release" or
+	// "transact" (Transactional's transaction, handler included); n is how
+	// many of the call's requests it carried, and took how long the caller
+	// waited for it, including the wait for a round trip shared with
+	// concurrent calls (see WithoutCoalescing). Lease renewals, which run
+	// in the background, are not reported.
+	Store func(ctx context.Context, op string, n int, took time.Duration, err error)
+
+	// Decided is called once per event with its Decision, as an observer
+	// set with WithObserver is.
+	Decided func(ctx context.Context, d Decision)
+}
+
+// WithHooks sets the hooks instrumentation follows the guard with. A second
+// WithHooks replaces the first. The default is none, and a guard without
+// hooks, observer or logger reads no clock.
+func WithHooks(h Hooks) Option {
+	return func(c *config) { c.hooks = h }
+}
+
+// storeCall reports a store call to the Store hook. start is zero when no
+// hook wanted the clock read.
+func (g *Guard[T]) storeCall(ctx context.Context, op string, n int, start time.Time, err error) {
+	if g.cfg.hooks.Store != nil {
+		g.cfg.hooks.Store(ctx, op, n, time.Since(start), err)
+	}
+}
+
+// storeStart reads the clock if the Store hook will want it.
+func (g *Guard[T]) storeStart() time.Time {
+	if g.cfg.hooks.Store != nil {
+		return time.Now()
+	}
+	return time.Time{}
+}
+
+func (h *Hooks) any() bool { return h.Begin != nil || h.Store != nil || h.Decided != nil }
