@@ -46,14 +46,15 @@ func WithDeadLetter[T any](fn func(ctx context.Context, event T, err error) erro
 	return func(c *config) { c.deadLetter = fn }
 }
 
-// timedCall is call, timed into *took when the guard watches.
-func (g *Guard[T]) timedCall(ctx context.Context, h Handler[T], event T, took *time.Duration) (bool, error) {
+// timedCall is call, timed when the guard watches.
+func (g *Guard[T]) timedCall(ctx context.Context, h Handler[T], event T) (dead bool, took time.Duration, err error) {
 	if !g.watch {
-		return g.call(ctx, h, event)
+		dead, err = g.call(ctx, h, event)
+		return dead, 0, err
 	}
 	start := time.Now()
-	defer func() { *took = time.Since(start) }()
-	return g.call(ctx, h, event)
+	dead, err = g.call(ctx, h, event)
+	return dead, time.Since(start), err
 }
 
 // call runs h and turns a Permanent error into a dead letter.

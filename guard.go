@@ -298,13 +298,16 @@ func (g *Guard[T]) transact(ctx context.Context, jobs []job[T], h Handler[T]) {
 			continue
 		}
 		epoch := g.cache.now()
-		dead, event := false, j.event
+		// The closure escapes to the store: it must not capture j, or every
+		// Handle's job would live on the heap.
+		dead, took, event := false, time.Duration(0), j.event
 		start := g.storeStart()
 		res, err := g.tx.Transact(ctx, j.req, func(ctx context.Context) (err error) {
-			dead, err = g.timedCall(ctx, h, event, &j.took)
+			dead, took, err = g.timedCall(ctx, h, event)
 			return err
 		})
 		g.storeCall(ctx, "transact", 1, start, err)
+		j.took = took
 		j.state = res.State
 		if err != nil {
 			j.finish(0, err)

@@ -66,7 +66,8 @@ func (g *Guard[T]) runJob(ctx context.Context, j *job[T], h Handler[T]) {
 	if j.done {
 		return
 	}
-	dead, err := g.timedCall(ctx, h, j.event, &j.took)
+	dead, took, err := g.timedCall(ctx, h, j.event)
+	j.took = took
 	j.out, j.err = appliedOr(dead), err
 	if err != nil {
 		j.out = 0
