@@ -42,9 +42,9 @@ func (g *Guard[T]) HandleBatch(ctx context.Context, events []T, h Handler[T]) []
 	var start time.Time
 	if g.watch {
 		start = time.Now()
-		if begin := g.cfg.hooks.Begin; begin != nil {
+		if g.cfg.hooks.Begin != nil {
 			var end func()
-			ctx, end = begin(ctx, len(events))
+			ctx, end = g.begin(ctx, true, len(events))
 			defer end()
 		}
 	}

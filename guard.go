@@ -140,9 +140,9 @@ func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, 
 	var start time.Time
 	if g.watch {
 		start = time.Now()
-		if begin := g.cfg.hooks.Begin; begin != nil {
+		if g.cfg.hooks.Begin != nil {
 			var end func()
-			ctx, end = begin(ctx, 0)
+			ctx, end = g.begin(ctx, false, 1)
 			defer end()
 		}
 	}
@@ -301,11 +301,15 @@ func (g *Guard[T]) transact(ctx context.Context, jobs []job[T], h Handler[T]) {
 		// The closure escapes to the store: it must not capture j, or every
 		// Handle's job would live on the heap.
 		dead, took, event := false, time.Duration(0), j.event
+		var herr error
 		start := g.storeStart()
-		res, err := g.tx.Transact(ctx, j.req, func(ctx context.Context) (err error) {
-			dead, took, err = g.timedCall(ctx, h, event)
-			return err
+		res, err := g.tx.Transact(ctx, j.req, func(ctx context.Context) error {
+			dead, took, herr = g.timedCall(ctx, h, event)
+			return herr
 		})
+		if err != nil && (herr == nil || !errors.Is(err, herr)) {
+			err = storeError("transact", j.req.Key, j.req.Rev, err) // not the handler's
+		}
 		g.storeCall(ctx, "transact", 1, start, err)
 		j.took = took
 		j.state = res.State
@@ -397,5 +401,22 @@ func (g *Guard[T]) outcome(req *Request, res Reply) (Outcome, error) {
 }
 
 func storeError(op, key string, rev Revision, err error) error {
-	return fmt.Errorf("revguard: %s %s revision %d: %w", op, text.Quote(key), rev, err)
+	return &StoreError{Op: op, Key: key, Rev: rev, Err: err}
 }
+
+// StoreError is the error of an event whose store call failed: the store
+// could not be reached, or gave an answer it could not read (a lost lease
+// at commit is one too, and wraps ErrLeaseLost). It tells a failing store
+// apart from a failing handler, whose error Handle returns as it is.
+type StoreError struct {
+	Op  string // "claim" (a claim or an advance), "commit", "peek" (Check) or "transact"
+	Key string
+	Rev Revision
+	Err error
+}
+
+func (e *StoreError) Error() string {
+	return fmt.Sprintf("revguard: %s %s revision %d: %v", e.Op, text.Quote(e.Key), e.Rev, e.Err)
+}
+
+func (e *StoreError) Unwrap() error { return e.Err }

@@ -11,12 +11,12 @@ import (
 // Handle and HandleBatch (Decided and Store also on those of
 // WithBatchConcurrency), so they must be quick and safe for concurrent use.
 type Hooks struct {
-	// Begin is called as Handle (n is 0) or HandleBatch (n is the number
-	// of events) starts. The context it returns is the one the rest of the
-	// call uses: store calls, handlers and the other hooks get it, so that
-	// a span Begin starts is their parent. end is called once, as the call
-	// returns (also when a handler panics).
-	Begin func(ctx context.Context, n int) (_ context.Context, end func())
+	// Begin is called as Handle or HandleBatch starts. The context it
+	// returns is the one the rest of the call uses: store calls, handlers
+	// and the other hooks get it, so that a span Begin starts is their
+	// parent. end is called once, as the call returns (also when a handler
+	// panics).
+	Begin func(ctx context.Context, c Call) (_ context.Context, end func())
 
 	// Store is called after each store call made for the call: op is
 	// "claim" (a claim, or AtMostOnce's advance), "commit", "release" or
@@ -30,6 +30,14 @@ type Hooks struct {
 	// Decided is called once per event with its Decision, as an observer
 	// set with WithObserver is.
 	Decided func(ctx context.Context, d Decision)
+}
+
+// Call describes a Handle or HandleBatch call to the Begin hook.
+type Call struct {
+	Namespace string
+	Mode      Mode
+	Batch     bool // HandleBatch
+	Events    int  // how many events: 1 for Handle
 }
 
 // WithHooks sets the hooks instrumentation follows the guard with. A second
@@ -53,6 +61,14 @@ func (g *Guard[T]) storeStart() time.Time {
 		return time.Now()
 	}
 	return time.Time{}
+}
+
+// begin calls the Begin hook, if any; end is nil when there is none.
+func (g *Guard[T]) begin(ctx context.Context, batch bool, events int) (context.Context, func()) {
+	if g.cfg.hooks.Begin == nil {
+		return ctx, nil
+	}
+	return g.cfg.hooks.Begin(ctx, Call{Namespace: g.cfg.namespace, Mode: g.cfg.mode, Batch: batch, Events: events})
 }
 
 func (h *Hooks) any() bool { return h.Begin != nil || h.Store != nil || h.Decided != nil }

@@ -21,7 +21,7 @@ type hookKey struct{}
 type hookLog struct {
 	t       *testing.T
 	mu      sync.Mutex
-	begins  []int
+	begins  []revguard.Call
 	ends    int
 	calls   []string
 	decided []revguard.Decision
@@ -32,9 +32,9 @@ func (l *hookLog) hooks() revguard.Hooks {
 		assert.Equal(l.t, "begun", ctx.Value(hookKey{}), "a hook got a context other than Begin's")
 	}
 	return revguard.Hooks{
-		Begin: func(ctx context.Context, n int) (context.Context, func()) {
+		Begin: func(ctx context.Context, c revguard.Call) (context.Context, func()) {
 			l.mu.Lock()
-			l.begins = append(l.begins, n)
+			l.begins = append(l.begins, c)
 			l.mu.Unlock()
 			return context.WithValue(ctx, hookKey{}, "begun"), func() {
 				l.mu.Lock()
@@ -70,14 +70,15 @@ func TestHooks(t *testing.T) {
 	}
 	t.Run("Handle", func(t *testing.T) {
 		l := &hookLog{t: t}
-		g := revguard.New(memstore.New(), extract, revguard.WithHooks(l.hooks()))
+		g := revguard.New(memstore.New(), extract, revguard.WithHooks(l.hooks()), revguard.WithNamespace("ns"))
 		_, err := g.Handle(ctx, event{Key: "k", Rev: 1}, handler(nil))
 		require.NoError(t, err)
 		_, err = g.Handle(ctx, event{Key: "k", Rev: 2}, handler(fail))
 		require.ErrorIs(t, err, fail)
 		_, err = g.Handle(ctx, event{Key: "k", Rev: 1}, handler(nil))
 		require.NoError(t, err)
-		assert.Equal(t, []int{0, 0, 0}, l.begins)
+		one := revguard.Call{Namespace: "ns", Mode: revguard.Claim, Events: 1}
+		assert.Equal(t, []revguard.Call{one, one, one}, l.begins)
 		assert.Equal(t, 3, l.ends)
 		assert.Equal(t, []string{"claim:1", "commit:1", "claim:1", "release:1", "claim:1"}, l.calls)
 		require.Len(t, l.decided, 3)
@@ -102,7 +103,7 @@ func TestHooks(t *testing.T) {
 		g := revguard.New(memstore.New(), extract, revguard.WithHooks(l.hooks()), revguard.WithBatchConcurrency(2))
 		res := g.HandleBatch(ctx, []event{{Key: "a", Rev: 1}, {Key: "b", Rev: 1}, {Key: "a", Rev: 1}, {Key: ""}}, handler(nil))
 		require.Len(t, res, 4)
-		assert.Equal(t, []int{4}, l.begins, "one Begin for the batch")
+		assert.Equal(t, []revguard.Call{{Mode: revguard.Claim, Batch: true, Events: 4}}, l.begins, "one Begin for the batch")
 		assert.Equal(t, 1, l.ends)
 		assert.Equal(t, []string{"claim:2", "commit:2"}, l.calls)
 		require.Len(t, l.decided, 4, "one Decided per event")
@@ -123,4 +124,30 @@ func TestHooks(t *testing.T) {
 		assert.Equal(t, 1, l.ends)
 		assert.Equal(t, []string{"claim:1", "release:1"}, l.calls)
 	})
+}
+
+// downStore fails every claim, as a store that cannot be reached does.
+type downStore struct{ revguard.Store }
+
+var errDown = errors.New("connection refused")
+
+func (downStore) Claim(context.Context, revguard.Request) (revguard.Reply, error) {
+	return revguard.Reply{}, errDown
+}
+
+func TestStoreErrorTellsStoreFromHandler(t *testing.T) {
+	ctx := context.Background()
+	g := revguard.New(downStore{memstore.New()}, extract, revguard.WithoutCoalescing())
+	_, err := g.Handle(ctx, event{Key: "k", Rev: 1}, func(context.Context, event) error { return nil })
+	var se *revguard.StoreError
+	require.ErrorAs(t, err, &se)
+	assert.Equal(t, "claim", se.Op)
+	assert.Equal(t, "k", se.Key)
+	assert.ErrorIs(t, err, errDown)
+	assert.EqualError(t, err, `revguard: claim "k" revision 1: connection refused`)
+
+	fail := errors.New("handler failed")
+	_, err = revguard.New(memstore.New(), extract).Handle(ctx, event{Key: "k", Rev: 1}, func(context.Context, event) error { return fail })
+	assert.Same(t, fail, err, "a handler's error comes back as it is")
+	assert.False(t, errors.As(err, &se))
 }

@@ -14,9 +14,9 @@ func (g *Guard[T]) handleShadow(ctx context.Context, event T, h Handler[T]) (Out
 	var start time.Time
 	if g.watch {
 		start = time.Now()
-		if begin := g.cfg.hooks.Begin; begin != nil {
+		if g.cfg.hooks.Begin != nil {
 			var end func()
-			ctx, end = begin(ctx, 0)
+			ctx, end = g.begin(ctx, false, 1)
 			defer end()
 		}
 	}
