@@ -24,7 +24,8 @@ type Features struct {
 }
 
 // Run checks that the stores newStore returns keep the contract written on
-// revguard.Store, calling them both directly and through guards.
+// revguard.Store, calling them both directly and through guards, and, for
+// stores that implement revguard.Inspector, the contract written there.
 //
 // Every subtest calls newStore once and may get a store shared with other
 // subtests running in parallel (a store backed by a server usually is): each
@@ -109,6 +110,13 @@ func Run(t *testing.T, newStore func(t *testing.T) revguard.Store, f Features) {
 			leaf{"SameEvent", testTxSameEvent},
 		)
 	}
+	group("Inspect",
+		leaf{"Unknown", testInspectUnknown},
+		leaf{"Claim", testInspectClaim},
+		leaf{"Expired", testInspectExpired},
+		leaf{"Scan", testScan},
+		leaf{"ScanPages", testScanPages},
+	)
 	group("Differential",
 		leaf{"Model", testDifferential},
 	)

@@ -83,19 +83,12 @@ func testWrongToken(t *testing.T, newStore func(*testing.T) revguard.Store) {
 
 func testExpiry(t *testing.T, newStore func(*testing.T) revguard.Store) {
 	h := start(t, newStore)
-	short := func(key string, rev revguard.Revision, tok revguard.Token, before revguard.State) {
-		t.Helper()
-		r := h.req(key, rev, tok)
-		r.Lease = shortLease
-		h.claim(r, granted, before)
-	}
-
 	const taken, lapsed, advanced = "taken-over", "lapsed", "advanced-over"
 	a1, a2, a3 := newToken(), newToken(), newToken()
-	short(taken, 5, a1, none)
+	h.claimFor(taken, 5, a1, shortLease, none)
 	h.set(lapsed, 1)
-	short(lapsed, 5, a2, at(1))
-	short(advanced, 5, a3, none)
+	h.claimFor(lapsed, 5, a2, shortLease, at(1))
+	h.claimFor(advanced, 5, a3, shortLease, none)
 	h.claim(h.req(taken, 5, newToken()), busy, none)
 	time.Sleep(pastLease)
 

@@ -150,6 +150,15 @@ func (h *harness) claimAny(req revguard.Request, want []revguard.Verdict, before
 	return res.Verdict
 }
 
+// claimFor claims key at rev for tok with a lease of its own, and requires
+// it granted.
+func (h *harness) claimFor(key string, rev revguard.Revision, tok revguard.Token, lease time.Duration, before revguard.State) {
+	h.t.Helper()
+	r := h.req(key, rev, tok)
+	r.Lease = lease
+	h.claim(r, granted, before)
+}
+
 func (h *harness) commit(key string, tok revguard.Token) {
 	h.t.Helper()
 	if err := h.s.Commit(h.ctx(), h.ns, key, tok); err != nil {

@@ -2,6 +2,7 @@ package memstore_test
 
 import (
 	"errors"
+	"reflect"
 	"sync"
 	"testing"
 	"time"
@@ -96,5 +97,40 @@ func TestReleaseLeavesNothing(t *testing.T) {
 	}
 	if n := s.Len(); n != 0 {
 		t.Fatalf("Len after releasing the only claim = %d; want 0", n)
+	}
+}
+
+// TestInspectClock: the lease left runs on WithClock's clock, and a claim
+// is not reported once it has run out.
+func TestInspectClock(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 5, 21, 9, 0, 0, 0, time.UTC)}
+	s := memstore.New(memstore.WithClock(clock.Now))
+	ctx := t.Context()
+	tok := revguard.Token{1}
+	if _, err := s.Claim(ctx, revguard.Request{Namespace: "ns", Key: "k", Rev: 3, Token: tok, Lease: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	clock.Add(20 * time.Second)
+	want := revguard.Entity{Key: "k", Claim: &revguard.ClaimState{Rev: 3, Token: tok, Left: 40 * time.Second}}
+	if e, err := s.Inspect(ctx, "ns", "k"); err != nil || !reflect.DeepEqual(e, want) {
+		t.Fatalf("Inspect = %+v, %v; want %+v", e, err, want)
+	}
+	var scanned []revguard.Entity
+	if err := s.Scan(ctx, "ns", "", func(e revguard.Entity) error {
+		scanned = append(scanned, e)
+		return nil
+	}); err != nil || !reflect.DeepEqual(scanned, []revguard.Entity{want}) {
+		t.Fatalf("Scan = %+v, %v; want %+v", scanned, err, want)
+	}
+	clock.Add(40 * time.Second)
+	if e, err := s.Inspect(ctx, "ns", "k"); err != nil || !reflect.DeepEqual(e, revguard.Entity{Key: "k"}) {
+		t.Fatalf("Inspect after the lease ran out = %+v, %v; want nothing", e, err)
+	}
+	scanned = nil
+	if err := s.Scan(ctx, "ns", "", func(e revguard.Entity) error {
+		scanned = append(scanned, e)
+		return nil
+	}); err != nil || len(scanned) != 0 {
+		t.Fatalf("Scan after the lease ran out = %+v, %v; want nothing", scanned, err)
 	}
 }

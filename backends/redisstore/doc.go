@@ -55,6 +55,14 @@
 // claim leaves nothing behind. A key with a revision lives for ever, or for
 // WithTTL after the revision was recorded.
 //
+// # Inspecting
+//
+// The store is a revguard.Inspector. Inspect reads an entity and the lease
+// left of its claim on the clock of the server that holds it. Scan runs
+// SCAN with MATCH over the namespace's keys, 500 keys a call, on every
+// master of a cluster (every live shard of a Ring), decodes each name back
+// to its key, and reads each page's hashes in one pipeline of HMGETs.
+//
 // # Exactness
 //
 // Revisions cross the wire and are stored as canonical decimal strings.

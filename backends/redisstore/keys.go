@@ -1,5 +1,7 @@
 package redisstore
 
+import "strings"
+
 // The Redis key of an entity is the prefix, then, between braces,
 // esc(namespace) ":" esc(key). esc writes every byte as it is except '%',
 // '{', '}', ASCII control characters, DEL and (in the namespace only) ':',
@@ -27,6 +29,75 @@ func appendEscaped(b []byte, s string, namespace bool) []byte {
 		}
 	}
 	return b
+}
+
+// unescape is the inverse of appendEscaped: it returns the string that
+// appendEscaped wrote as s, and false for anything it could not have written
+// (a byte it escapes left bare, an escape of a byte it leaves bare, lower-case
+// or missing hex digits), so that one string has one encoding and decoding a
+// name and encoding it again gives the name back.
+func unescape(s string, namespace bool) (string, bool) {
+	if strings.IndexByte(s, '%') < 0 {
+		for i := 0; i < len(s); i++ {
+			if escaped(s[i], namespace) {
+				return "", false
+			}
+		}
+		return s, true
+	}
+	b := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '%' {
+			if i+2 >= len(s) {
+				return "", false
+			}
+			hi, ok1 := unhex(s[i+1])
+			lo, ok2 := unhex(s[i+2])
+			c = hi<<4 | lo
+			if !ok1 || !ok2 || !escaped(c, namespace) {
+				return "", false
+			}
+			i += 2
+		} else if escaped(c, namespace) {
+			return "", false
+		}
+		b = append(b, c)
+	}
+	return string(b), true
+}
+
+// unhex reads one of the upper-case hex digits appendEscaped writes.
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+// parseName returns the namespace and key whose Redis key is name; ok is
+// false for a name the store does not write.
+func (s *Store) parseName(name string) (ns, key string, ok bool) {
+	rest, ok := strings.CutPrefix(name, s.prefix+"{")
+	if !ok {
+		return "", "", false
+	}
+	// The namespace escapes ':' and neither part holds a bare '}', so the
+	// first ':' ends the namespace and the last byte must close the tag.
+	escNS, escKey, ok := strings.Cut(rest, ":")
+	if !ok || !strings.HasSuffix(escKey, "}") {
+		return "", "", false
+	}
+	if ns, ok = unescape(escNS, true); !ok {
+		return "", "", false
+	}
+	if key, ok = unescape(escKey[:len(escKey)-1], false); !ok {
+		return "", "", false
+	}
+	return ns, key, true
 }
 
 // name returns the Redis key of (ns, key) and the slot Redis Cluster keeps

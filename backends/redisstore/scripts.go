@@ -35,6 +35,8 @@ var (
 	setSrc string
 	//go:embed lua/forget.lua
 	forgetSrc string
+	//go:embed lua/inspect.lua
+	inspectSrc string
 )
 
 // script is a Lua script and the name its errors carry.
@@ -51,6 +53,7 @@ var (
 	peekScript    = script{"peek", redis.NewScript(peekSrc)}
 	setScript     = script{"set", redis.NewScript(setSrc)}
 	forgetScript  = script{"forget", redis.NewScript(forgetSrc)}
+	inspectScript = script{"inspect", redis.NewScript(inspectSrc)}
 )
 
 // run runs sc on keys, loading it when the server does not have it.

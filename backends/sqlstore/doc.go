@@ -76,9 +76,10 @@
 //
 // A row whose applied and claim_until are both NULL holds nothing, as if it
 // were absent. (CreateTable writes these statements with the table name of
-// WithTable.) On PostgreSQL every event updates its row twice; a table
-// created without the fillfactor, by an earlier version or by hand, gains
-// it for the pages written from then on with
+// WithTable; Preflight checks that an existing table has these columns,
+// types and primary key.) On PostgreSQL every event updates its row twice;
+// a table created without the fillfactor, by an earlier version or by hand,
+// gains it for the pages written from then on with
 // ALTER TABLE revguard_revisions SET (fillfactor = 60).
 //
 // # Statements and isolation
@@ -112,6 +113,13 @@
 // a batch whose later statement was aborted runs again only the requests
 // no statement has decided yet: one that took effect is never decided
 // twice. Lock wait timeouts (MySQL 1205) are returned, not retried.
+//
+// # Inspecting
+//
+// The store is a revguard.Inspector: Inspect reads one entity with its live
+// claim and the lease left on the database's clock, and Scan reads a
+// namespace 500 rows a statement, each statement resuming after the last
+// primary key the previous one read, with no transaction between them.
 //
 // # Transactional mode
 //

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -14,6 +15,8 @@ type queries struct {
 	release string
 	forget  string
 	lock    string // SQLite: a write that changes nothing, to take the write lock
+	inspect string // one entity's applied revision and live claim
+	scan    string // a page of a namespace's entities, after a cursor (see inspect.go)
 
 	// PostgreSQL only.
 	claim       [2][2]string // single rows: [advance][can insert]
@@ -101,8 +104,38 @@ WHERE t.namespace = excluded.namespace AND t.entity_key = excluded.entity_key`
 		q.release = `UPDATE ` + t + ` SET claim_rev = NULL, claim_token = NULL, claim_until = NULL WHERE ` + q.entity + ` AND claim_token = ?`
 	}
 	q.peek = `SELECT applied FROM ` + t + ` WHERE ` + q.entity
+	q.inspect, q.scan = inspectSQL(d, t, q.entity)
 	q.forget = `DELETE FROM ` + t + ` WHERE ` + q.entity
 	return q
+}
+
+// inspectSQL returns the statement that reads one entity (its parameters
+// those of the entity condition) and the one that reads a page of a
+// namespace's entities ($1 the namespace, $2 the cursor: the last primary
+// key read, or an empty byte string), in primary-key order: id where rows
+// are keyed by hash, entity_key after the namespace on SQLite. Both read
+// the applied revision, the claim, and the microseconds left of its lease
+// on the database's clock, NULL when there is no live claim; the page
+// leaves out rows that hold nothing (see the package documentation).
+func inspectSQL(d Dialect, t, entity string) (inspect, scan string) {
+	var now, left, cursor, params string
+	switch d {
+	case Postgres:
+		now, cursor, params = `statement_timestamp()`, `id`, `namespace = $1 AND id > $2`
+		left = `(extract(epoch FROM claim_until - ` + now + `) * 1000000)::bigint`
+	case SQLite:
+		// 'now' is one instant throughout a statement.
+		now, cursor, params = `strftime('%Y-%m-%d %H:%M:%f', 'now')`, `entity_key`, `namespace = ? AND entity_key > ?`
+		left = `CAST(round((julianday(claim_until) - julianday('now')) * 86400000000) AS INTEGER)`
+	case MySQL:
+		now, cursor, params = `UTC_TIMESTAMP(6)`, `id`, `namespace = ? AND id > ?`
+		left = `TIMESTAMPDIFF(MICROSECOND, ` + now + `, claim_until)`
+	}
+	cols := `applied, claim_rev, claim_token, CASE WHEN claim_until > ` + now + ` THEN ` + left + ` END`
+	inspect = `SELECT ` + cols + ` FROM ` + t + ` WHERE ` + entity
+	scan = `SELECT ` + cursor + `, entity_key, ` + cols + ` FROM ` + t + ` WHERE ` + params +
+		` AND (applied IS NOT NULL OR claim_until > ` + now + `) ORDER BY ` + cursor + ` LIMIT ` + strconv.Itoa(scanPage)
+	return inspect, scan
 }
 
 func b2i(b bool) int {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/revguard/revguard"
@@ -21,6 +22,8 @@ type Store struct {
 	db      *sql.DB
 	d       Dialect
 	table   string // quoted
+	schema  string // the schema WithTable names, unquoted, or ""
+	name    string // the table's own name, unquoted
 	retries int
 	q       queries
 }
@@ -83,6 +86,11 @@ func New(db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 		return nil, fmt.Errorf("sqlstore: New: WithRetries(%d): want 0 or more", cfg.retries)
 	}
 	s := &Store{db: db, d: dialect, table: table, retries: cfg.retries}
+	if schema, name, ok := strings.Cut(cfg.table, "."); ok {
+		s.schema, s.name = schema, name
+	} else {
+		s.name = cfg.table
+	}
 	s.q = buildQueries(dialect, table)
 	return s, nil
 }
