@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/revguard/revguard"
 )
@@ -82,6 +83,7 @@ type guardKey struct {
 type attrTable struct {
 	guardKey
 	namespace, mode attribute.KeyValue
+	handleStart     []trace.SpanStartOption               // a Handle span's, built once
 	outcomes        [revguard.DeadLettered + 1][2]measure // by Outcome, then cached
 	errors          [numErrTypes]measure
 }
@@ -112,6 +114,7 @@ func newTable(k guardKey) *attrTable {
 		namespace: namespaceKey.String(k.namespace),
 		mode:      modeKey.String(strings.ToLower(k.mode.String())),
 	}
+	t.handleStart = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(t.namespace, t.mode)}
 	for o := revguard.Applied; o <= revguard.DeadLettered; o++ {
 		t.outcomes[o][0] = t.measure(outcomeKey.String(outcomeName(o)), false)
 		t.outcomes[o][1] = t.outcomes[o][0]

@@ -41,11 +41,12 @@ const (
 // that a sampler sees them.
 func (in *instrumentation) startSpan(ctx context.Context, rc revguard.Call) (context.Context, trace.Span, *attrTable) {
 	t := in.table(rc.Namespace, rc.Mode)
-	name, attrs := handleSpan, []attribute.KeyValue{t.namespace, t.mode}
-	if rc.Batch {
-		name, attrs = batchSpan, append(attrs, batchSizeKey.Int(rc.Events))
+	if !rc.Batch {
+		ctx, span := in.tracer.Start(ctx, handleSpan, t.handleStart...)
+		return ctx, span, t
 	}
-	ctx, span := in.tracer.Start(ctx, name, trace.WithSpanKind(trace.SpanKindInternal), trace.WithAttributes(attrs...))
+	ctx, span := in.tracer.Start(ctx, batchSpan, trace.WithSpanKind(trace.SpanKindInternal),
+		trace.WithAttributes(t.namespace, t.mode, batchSizeKey.Int(rc.Events)))
 	return ctx, span, t
 }
 
