@@ -213,13 +213,17 @@ func testInspectClaim(t *testing.T, newStore func(*testing.T) revguard.Store) {
 func testInspectExpired(t *testing.T, newStore func(*testing.T) revguard.Store) {
 	x := startInspect(t, newStore)
 	const empty, applied = "empty", "applied"
+	// Longer than shortLease: the claims must still be live when they are
+	// first read, after three writes, and SQLite under -race on two busy
+	// cores has taken 650ms for those.
+	const lease = 2 * time.Second
 	a, b := newToken(), newToken()
-	x.claimFor(empty, 5, a, shortLease, none)
+	x.claimFor(empty, 5, a, lease, none)
 	x.set(applied, 1)
-	x.claimFor(applied, 5, b, shortLease, at(1))
-	x.is(empty, none, claimed(5, a, shortLease))
-	x.scanIs("", map[string]want{empty: {none, claimed(5, a, shortLease)}, applied: {at(1), claimed(5, b, shortLease)}})
-	time.Sleep(pastLease)
+	x.claimFor(applied, 5, b, lease, at(1))
+	x.is(empty, none, claimed(5, a, lease))
+	x.scanIs("", map[string]want{empty: {none, claimed(5, a, lease)}, applied: {at(1), claimed(5, b, lease)}})
+	time.Sleep(lease + 200*time.Millisecond)
 
 	x.is(empty, none, nil)
 	x.is(applied, at(1), nil)
