@@ -17,9 +17,11 @@ const OutcomeHeader = "Revision-Outcome"
 // the handler sees each entity's events once and in revision order, and the
 // sender gets the answer that makes it stop or retry. The package
 // documentation lists every response. The inner handler's status decides the
-// claim: a 2xx, 3xx or 4xx (or no status, which net/http sends as 200)
-// commits the revision; a 5xx or a panic releases it, so that the sender's
-// retry runs the handler again.
+// claim: a 2xx, 3xx or a 4xx that no retry can cure (or no status, which
+// net/http sends as 200) commits the revision; a 5xx, a 408, 425 or 429, a
+// panic, or a body that went past WithMaxBody's limit while the handler
+// read it (whatever the handler answered) releases it, so that the
+// sender's retry runs the handler again.
 //
 // Request bodies are limited to WithMaxBody's size, for the extractor and
 // for the inner handler alike. Extractors read the options (the body limit,
@@ -98,10 +100,30 @@ func (x *exchange) serve(ctx context.Context, r *http.Request) error {
 		r.Body = http.NoBody
 	}
 	x.next.ServeHTTP(&x.rw, r)
-	if x.rw.status >= 500 {
-		return fmt.Errorf("middleware: the handler answered %d", x.rw.status)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(x.body.err, &tooBig):
+		// The handler saw a body cut at the limit, whatever it answered
+		// (often a 413 of its own): the event it carried was not handled.
+		return fmt.Errorf("middleware: the body went past the limit of %d bytes (the handler answered %d)", tooBig.Limit, x.rw.code())
+	case !commits(x.rw.code()):
+		return fmt.Errorf("middleware: the handler answered %d", x.rw.code())
 	}
 	return nil
+}
+
+// commits reports whether an inner response with this status records the
+// revision: 2xx and 3xx, and the 4xx that no retry of the same request can
+// cure (400, 401, 403, 404, 409, 410, 422, ...), so that the sender's retry
+// is dropped. 5xx, and the 4xx that ask the sender to come back (408
+// Request Timeout, 425 Too Early, 429 Too Many Requests), release the
+// claim, so that the retry runs the handler again.
+func commits(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return status < 500
 }
 
 func (h *guarded) drop(w http.ResponseWriter, out revguard.Outcome) {

@@ -2,6 +2,7 @@ package middleware_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -361,6 +362,85 @@ func TestInner5xxReleases(t *testing.T) {
 	w := serve(h, headerRequest("k", "1"))
 	assert.Equal(t, "duplicate", w.Header().Get(middleware.OutcomeHeader))
 	assert.Equal(t, 2, inner.count())
+}
+
+// Which inner answers record the revision: those a retry of the same
+// request cannot change commit, so the retry is dropped; those that ask the
+// sender to come back release, so the retry runs the handler again.
+func TestInnerStatusDecidesCommit(t *testing.T) {
+	for _, c := range []struct {
+		status  int
+		commits bool
+	}{
+		{http.StatusOK, true}, {http.StatusNoContent, true}, {http.StatusFound, true},
+		{http.StatusBadRequest, true}, {http.StatusUnauthorized, true}, {http.StatusForbidden, true},
+		{http.StatusNotFound, true}, {http.StatusConflict, true}, {http.StatusGone, true},
+		{http.StatusUnprocessableEntity, true},
+		{http.StatusRequestTimeout, false}, {http.StatusTooEarly, false}, {http.StatusTooManyRequests, false},
+		{http.StatusInternalServerError, false}, {http.StatusServiceUnavailable, false},
+	} {
+		t.Run(http.StatusText(c.status), func(t *testing.T) {
+			g := revguard.New(memstore.New(), middleware.Headers(keyHeader, revHeader))
+			first := true
+			inner := &recorder{serve: func(w http.ResponseWriter, r *http.Request) {
+				if first {
+					first = false
+					if c.status == http.StatusTooManyRequests {
+						w.Header().Set("Retry-After", "3")
+					}
+					w.WriteHeader(c.status)
+					return
+				}
+				w.WriteHeader(http.StatusOK)
+			}}
+			h := middleware.HTTP(g)(inner)
+			w := serve(h, headerRequest("k", "1"))
+			require.Equal(t, c.status, w.Code, "the inner answer goes out as it is")
+			retry := serve(h, headerRequest("k", "1"))
+			if c.commits {
+				assert.Equal(t, "duplicate", retry.Header().Get(middleware.OutcomeHeader), "a %d records the revision", c.status)
+				assert.Equal(t, 1, inner.count())
+			} else {
+				assert.Equal(t, http.StatusOK, retry.Code)
+				assert.Empty(t, retry.Header().Get(middleware.OutcomeHeader), "a %d must not record the revision", c.status)
+				assert.Equal(t, 2, inner.count(), "the retry runs the handler")
+			}
+		})
+	}
+}
+
+// A chunked body that goes past the limit while the handler reads it is
+// cut; whatever the handler answers, the event it carried was not handled,
+// so the next, valid delivery must apply.
+func TestBodyPastLimitNeverCommits(t *testing.T) {
+	g := revguard.New(memstore.New(), middleware.Headers(keyHeader, revHeader))
+	var got []int
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, err := io.ReadAll(r.Body)
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		got = append(got, len(b))
+		w.WriteHeader(http.StatusOK)
+	})
+	h := middleware.HTTP(g, middleware.WithMaxBody(16))(inner)
+	big := headerRequest("k", "1")
+	big.Body = io.NopCloser(strings.NewReader(strings.Repeat("x", 64)))
+	big.ContentLength = -1 // chunked: only reading finds the size
+	assert.Equal(t, http.StatusRequestEntityTooLarge, serve(h, big).Code)
+	_, ok, err := g.Applied(context.Background(), "k")
+	require.NoError(t, err)
+	assert.False(t, ok, "nothing recorded for a body the handler never saw whole")
+
+	small := headerRequest("k", "1")
+	small.Body = io.NopCloser(strings.NewReader("ok"))
+	small.ContentLength = -1
+	w := serve(h, small)
+	assert.Equal(t, http.StatusOK, w.Code)
+	assert.Empty(t, w.Header().Get(middleware.OutcomeHeader), "the valid delivery is applied, not dropped")
+	assert.Equal(t, []int{2}, got)
 }
 
 // A panic passes through untouched, with the claim released on the way.

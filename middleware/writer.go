@@ -30,6 +30,15 @@ var (
 // written.
 func (rw *responseWriter) sent() bool { return rw.status != 0 || rw.hijacked }
 
+// code is the status the client gets: net/http sends 200 for a handler that
+// wrote nothing, and a hijacked connection is the handler's to answer.
+func (rw *responseWriter) code() int {
+	if rw.status == 0 {
+		return http.StatusOK
+	}
+	return rw.status
+}
+
 func (rw *responseWriter) Header() http.Header { return rw.w.Header() }
 
 func (rw *responseWriter) WriteHeader(code int) {
