@@ -86,19 +86,40 @@ func Headers(keyHeader, revisionHeader string) revguard.Extractor[*http.Request]
 // body, which the inner handler then reads intact; sequence may be a string
 // or an integer. The key is the same for one event in either mode. Batched
 // mode is refused.
+//
+// The sequence extension is a string that CloudEvents orders
+// lexicographically; producers that count zero-pad their counters
+// ("000042"), which read as the number they spell. Any other sequence (a
+// UUID, a Kafka-style "topic-partition-offset") is refused as a bad
+// revision: map it to a counter in an Extractor of your own, or use
+// CloudEventsByTime to order by time instead.
 func CloudEvents() revguard.Extractor[*http.Request] { return cloudEvent }
 
+// CloudEventsByTime is CloudEvents ordered by the time attribute alone: the
+// sequence extension is ignored, for producers whose sequence is not a
+// decimal counter. Two events of one entity stamped with the same time are
+// then one revision, so the producer's clock must tell them apart.
+func CloudEventsByTime() revguard.Extractor[*http.Request] { return cloudEventByTime }
+
 func cloudEvent(r *http.Request) (string, revguard.Revision, error) {
+	return readCloudEvent(r, false)
+}
+
+func cloudEventByTime(r *http.Request) (string, revguard.Revision, error) {
+	return readCloudEvent(r, true)
+}
+
+func readCloudEvent(r *http.Request, byTime bool) (string, revguard.Revision, error) {
 	switch mediaType(r.Header.Get("Content-Type")) {
 	case "application/cloudevents+json":
-		return structuredEvent(r)
+		return structuredEvent(r, byTime)
 	case "application/cloudevents-batch+json":
 		return "", 0, &FieldError{Field: `header "Content-Type"`, Reason: "batched CloudEvents are not supported: send one event per request"}
 	}
-	return binaryEvent(r)
+	return binaryEvent(r, byTime)
 }
 
-func binaryEvent(r *http.Request) (string, revguard.Revision, error) {
+func binaryEvent(r *http.Request, byTime bool) (string, revguard.Revision, error) {
 	source, ok, err := ceHeader(r.Header, "Ce-Source", "ce-source", revguard.ErrInvalidKey)
 	if err != nil {
 		return "", 0, err
@@ -114,15 +135,18 @@ func binaryEvent(r *http.Request) (string, revguard.Revision, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	if seq, ok, err := single(r.Header, "Ce-Sequence", `header "ce-sequence"`, revguard.ErrInvalidRevision); err != nil {
+	if seq, ok, err := single(r.Header, "Ce-Sequence", `header "ce-sequence"`, revguard.ErrInvalidRevision); err != nil && !byTime {
 		return "", 0, err
-	} else if ok {
-		rev, err := parseCounter(`header "ce-sequence"`, seq)
+	} else if ok && !byTime {
+		rev, err := CloudEventSequence(`header "ce-sequence"`, seq)
 		return key, rev, err
 	}
 	t, ok, err := single(r.Header, "Ce-Time", `header "ce-time"`, revguard.ErrInvalidRevision)
 	if err != nil {
 		return "", 0, err
+	}
+	if !ok && byTime {
+		return "", 0, &FieldError{Field: `header "ce-time"`, Reason: "missing: it is the revision", Err: revguard.ErrInvalidRevision}
 	}
 	if !ok {
 		return "", 0, &FieldError{Field: `headers "ce-sequence" and "ce-time"`, Reason: "both missing: one of them is the revision", Err: revguard.ErrInvalidRevision}
@@ -155,7 +179,7 @@ var cloudEventPaths = []jsonPath{
 	newPath("CloudEvents", "time", revguard.ErrInvalidRevision),
 }
 
-func structuredEvent(r *http.Request) (string, revguard.Revision, error) {
+func structuredEvent(r *http.Request, byTime bool) (string, revguard.Revision, error) {
 	doc, err := ReadBody(r)
 	if err != nil {
 		return "", 0, err
@@ -186,17 +210,20 @@ func structuredEvent(r *http.Request) (string, revguard.Revision, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	if !isNull(v[2]) {
+	if !isNull(v[2]) && !byTime {
 		if v[2][0] == '"' {
 			s, err := jsonString(fseq, v[2], revguard.ErrInvalidRevision)
 			if err != nil {
 				return "", 0, err
 			}
-			rev, err := parseCounter(fseq, s)
+			rev, err := CloudEventSequence(fseq, s)
 			return key, rev, err
 		}
 		rev, err := jsonCounter(fseq, v[2])
 		return key, rev, err
+	}
+	if isNull(v[3]) && byTime {
+		return "", 0, &FieldError{Field: ft, Reason: "missing: it is the revision", Err: revguard.ErrInvalidRevision}
 	}
 	if isNull(v[3]) {
 		return "", 0, &FieldError{Field: `JSON fields "sequence" and "time"`, Reason: "both missing: one of them is the revision", Err: revguard.ErrInvalidRevision}
@@ -237,7 +264,13 @@ func CloudEventKey(sourceField, source, subjectField string, subject *string) (s
 
 // CloudEventSequence reads a sequence attribute as the middleware does: a
 // decimal counter over the whole uint64 range, nothing else.
-func CloudEventSequence(field, s string) (revguard.Revision, error) { return parseCounter(field, s) }
+func CloudEventSequence(field, s string) (revguard.Revision, error) {
+	if s == "" || !text.AllDigits(s) {
+		return 0, &FieldError{Field: field, Reason: text.Quote(s) + " is not a decimal counter (zero-padded digits are); " +
+			"order such events by time with CloudEventsByTime, or map the sequence to a counter in an Extractor of your own", Err: revguard.ErrInvalidRevision}
+	}
+	return parseCounter(field, s)
+}
 
 // CloudEventTime reads a time attribute as a revision in Unix nanoseconds,
 // and refuses one more than maxSkew ahead of now (0: no bound), as the

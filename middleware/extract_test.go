@@ -99,10 +99,11 @@ func TestCloudEvents(t *testing.T) {
 		{name: "binary: percent-encoded subject", req: ce("ce-source", src, "ce-subject", "caf%C3%A9", "ce-sequence", "7"), key: revguard.Key(src, "café"), rev: 7},
 		{name: "binary: time", req: ce("ce-source", src, "ce-time", "2001-02-03T04:05:06Z"), key: revguard.Key(src), rev: 981173106000000000},
 		{name: "binary: sequence wins over time", req: ce("ce-source", src, "ce-time", "2001-02-03T04:05:06Z", "ce-sequence", "3"), key: revguard.Key(src), rev: 3},
+		{name: "binary: zero-padded sequence", req: ce("ce-source", src, "ce-sequence", "000042"), key: revguard.Key(src), rev: 42},
 		{name: "binary: time in the far future", req: ce("ce-source", src, "ce-time", "2400-01-01T00:00:00Z"), err: revguard.ErrInvalidRevision, msg: `header "ce-time"`},
 		{name: "binary: time that is not RFC 3339", req: ce("ce-source", src, "ce-time", "1700000000"), err: revguard.ErrInvalidRevision, msg: "not an RFC 3339 timestamp"},
 		{name: "binary: time before 1970", req: ce("ce-source", src, "ce-time", "1969-12-31T23:59:59Z"), err: revguard.ErrInvalidRevision, msg: "before 1970"},
-		{name: "binary: sequence that is a timestamp", req: ce("ce-source", src, "ce-sequence", "2001-02-03T04:05:06Z"), err: revguard.ErrInvalidRevision, msg: "not a decimal integer"},
+		{name: "binary: sequence that is a timestamp", req: ce("ce-source", src, "ce-sequence", "2001-02-03T04:05:06Z"), err: revguard.ErrInvalidRevision, msg: "not a decimal counter (zero-padded digits are); order such events by time with CloudEventsByTime"},
 		{name: "binary: empty sequence", req: ce("ce-source", src, "ce-sequence", ""), err: revguard.ErrInvalidRevision},
 		{name: "binary: no revision", req: ce("ce-source", src), err: revguard.ErrInvalidRevision, msg: "both missing"},
 		{name: "binary: no source", req: ce("ce-sequence", "1"), err: revguard.ErrInvalidKey, msg: `header "ce-source": missing`},
@@ -234,4 +235,21 @@ func TestExtractorErrorsThroughGuard(t *testing.T) {
 		_, err := g.Check(t.Context(), withBody("", body)())
 		assert.ErrorIs(t, err, want)
 	}
+}
+
+func TestCloudEventsByTime(t *testing.T) {
+	const src = "https://example.com/orders"
+	ce := func(kv ...string) func() *http.Request {
+		return withHeaders(append([]string{"ce-specversion", "1.0", "ce-id", "x", "ce-type", "order.paid"}, kv...)...)
+	}
+	structured := func(body string) func() *http.Request {
+		return withBody("application/cloudevents+json", body)
+	}
+	runExtract(t, middleware.CloudEventsByTime(), []extractCase{
+		{name: "binary: a sequence that is no counter is ignored", req: ce("ce-source", src, "ce-sequence", "orders-3-1042", "ce-time", "2001-02-03T04:05:06Z"), key: revguard.Key(src), rev: 981173106000000000},
+		{name: "binary: time wins over a counter too", req: ce("ce-source", src, "ce-sequence", "7", "ce-time", "2001-02-03T04:05:06Z"), key: revguard.Key(src), rev: 981173106000000000},
+		{name: "binary: no time", req: ce("ce-source", src, "ce-sequence", "7"), err: revguard.ErrInvalidRevision, msg: `header "ce-time": missing`},
+		{name: "structured: sequence ignored", req: structured(`{"source":"s","sequence":"a1b2","time":"2001-02-03T04:05:06Z"}`), key: revguard.Key("s"), rev: 981173106000000000},
+		{name: "structured: no time", req: structured(`{"source":"s","sequence":"7"}`), err: revguard.ErrInvalidRevision, msg: `JSON field "time": missing`},
+	})
 }

@@ -29,8 +29,8 @@ func TestBadInput(t *testing.T) {
 		says string
 	}{
 		{"no sequence or time", priceChanged("42", nil, time.Time{}), `both missing`},
-		{"sequence not a number", priceChanged("42", "v2", time.Time{}), `extension "sequence": "v2" is not a decimal integer`},
-		{"negative sequence", priceChanged("42", int32(-1), time.Time{}), `extension "sequence": "-1" is not a decimal integer`},
+		{"sequence not a number", priceChanged("42", "v2", time.Time{}), `extension "sequence": "v2" is not a decimal counter`},
+		{"negative sequence", priceChanged("42", int32(-1), time.Time{}), `extension "sequence": "-1" is not a decimal counter`},
 		{"sequence beyond uint64", priceChanged("42", "18446744073709551616", time.Time{}), `above the largest revision`},
 		{"time far ahead", priceChanged("42", nil, time.Now().Add(time.Hour)), `ahead of the receiver's clock`},
 		{"time before 1970", priceChanged("42", nil, time.Date(1969, 7, 20, 20, 17, 0, 0, time.UTC)), `before 1970`},

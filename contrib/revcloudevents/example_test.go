@@ -41,5 +41,5 @@ func ExampleReceiver() {
 	// ack: applied
 	// ack: duplicate
 	// ack: stale
-	// nack: 400: revguard: invalid revision: extension "sequence": "x" is not a decimal integer
+	// nack: 400: revguard: invalid revision: extension "sequence": "x" is not a decimal counter (zero-padded digits are); order such events by time with CloudEventsByTime, or map the sequence to a counter in an Extractor of your own
 }

@@ -25,6 +25,15 @@ import (
 // wrap revguard.ErrInvalidKey or revguard.ErrInvalidRevision.
 func Extractor() revguard.Extractor[event.Event] { return extract }
 
+// ExtractorByTime is Extractor ordered by the time attribute alone, as
+// middleware.CloudEventsByTime: the sequence extension is ignored, for
+// producers whose sequence is not a decimal counter.
+func ExtractorByTime() revguard.Extractor[event.Event] { return extractByTime }
+
+func extract(e event.Event) (string, revguard.Revision, error) { return read(e, false) }
+
+func extractByTime(e event.Event) (string, revguard.Revision, error) { return read(e, true) }
+
 const (
 	fieldSource   = `attribute "source"`
 	fieldSubject  = `attribute "subject"`
@@ -32,7 +41,7 @@ const (
 	fieldTime     = `attribute "time"`
 )
 
-func extract(e event.Event) (string, revguard.Revision, error) {
+func read(e event.Event, byTime bool) (string, revguard.Revision, error) {
 	if e.Context == nil {
 		return "", 0, &middleware.FieldError{Reason: "the event has no context attributes"}
 	}
@@ -40,7 +49,7 @@ func extract(e event.Event) (string, revguard.Revision, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	if seq, ok := e.Extensions()["sequence"]; ok {
+	if seq, ok := e.Extensions()["sequence"]; ok && !byTime {
 		rev, err := sequence(seq)
 		return key, rev, err
 	}

@@ -140,3 +140,18 @@ func TestExtractorSequenceTypes(t *testing.T) {
 	assert.ErrorIs(t, err, revguard.ErrInvalidRevision)
 	assert.ErrorContains(t, err, `extension "sequence": a bool, not a decimal integer`)
 }
+
+func TestExtractorByTime(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 0, time.UTC)
+	e := priceChanged("42", "not-a-counter", at)
+	_, _, err := revcloudevents.Extractor()(e)
+	require.ErrorIs(t, err, revguard.ErrInvalidRevision)
+	key, rev, err := revcloudevents.ExtractorByTime()(e)
+	require.NoError(t, err, "the sequence is ignored")
+	want, _ := revguard.Timestamp(at)
+	assert.Equal(t, want, rev)
+	k2, _, _ := revcloudevents.Extractor()(priceChanged("42", "7", at))
+	assert.Equal(t, k2, key, "the same key either way")
+	_, _, err = revcloudevents.ExtractorByTime()(priceChanged("42", "7", time.Time{}))
+	assert.ErrorIs(t, err, revguard.ErrInvalidRevision, "no time, no revision")
+}
