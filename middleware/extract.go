@@ -357,6 +357,9 @@ func checkPart(field, s string) error {
 // parseRevision reads a counter or a timestamp, and holds timestamps to the
 // future skew bound.
 func parseRevision(cfg *config, field, s string) (revguard.Revision, error) {
+	if err := cfg.revisionKind(field, s, text.AllDigits(s) && s != ""); err != nil {
+		return 0, err
+	}
 	rev, err := revguard.ParseRevision(s)
 	if err != nil {
 		return 0, &FieldError{Field: field, Reason: reason(err, revguard.ErrInvalidRevision), Err: revguard.ErrInvalidRevision}
@@ -420,6 +423,17 @@ func optional(s string, present bool) *string {
 		return nil
 	}
 	return &s
+}
+
+// revisionKind refuses a revision of the kind WithRevisions rules out.
+func (cfg *config) revisionKind(field, s string, counter bool) error {
+	switch {
+	case cfg.revisions == Counters && !counter:
+		return &FieldError{Field: field, Reason: text.Quote(s) + " is not a decimal counter, and this endpoint takes counters only (WithRevisions)", Err: revguard.ErrInvalidRevision}
+	case cfg.revisions == Timestamps && counter:
+		return &FieldError{Field: field, Reason: text.Quote(s) + " is a counter, and this endpoint takes RFC 3339 timestamps only (WithRevisions)", Err: revguard.ErrInvalidRevision}
+	}
+	return nil
 }
 
 // reason is err's message without the sentinel's own, which FieldError

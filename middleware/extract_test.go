@@ -1,6 +1,7 @@
 package middleware_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/revguard/revguard"
+	"github.com/revguard/revguard/backends/memstore"
 	"github.com/revguard/revguard/middleware"
 )
 
@@ -252,4 +254,43 @@ func TestCloudEventsByTime(t *testing.T) {
 		{name: "structured: sequence ignored", req: structured(`{"source":"s","sequence":"a1b2","time":"2001-02-03T04:05:06Z"}`), key: revguard.Key("s"), rev: 981173106000000000},
 		{name: "structured: no time", req: structured(`{"source":"s","sequence":"7"}`), err: revguard.ErrInvalidRevision, msg: `JSON field "time": missing`},
 	})
+}
+
+// WithRevisions keeps one entity's revisions of one kind: a timestamp on an
+// entity that counts would make every later counter stale.
+func TestWithRevisions(t *testing.T) {
+	for _, c := range []struct {
+		kind     middleware.RevisionKind
+		ex       revguard.Extractor[*http.Request]
+		req      func() *http.Request
+		ok       bool
+		contains string
+	}{
+		{middleware.Counters, middleware.Headers(keyHeader, revHeader), withHeaders(keyHeader, "k", revHeader, "7"), true, ""},
+		{middleware.Counters, middleware.Headers(keyHeader, revHeader), withHeaders(keyHeader, "k", revHeader, "2020-01-01T00:00:00Z"), false, "counters only"},
+		{middleware.Timestamps, middleware.Headers(keyHeader, revHeader), withHeaders(keyHeader, "k", revHeader, "2020-01-01T00:00:00Z"), true, ""},
+		{middleware.Timestamps, middleware.Headers(keyHeader, revHeader), withHeaders(keyHeader, "k", revHeader, "7"), false, "RFC 3339 timestamps only"},
+		{middleware.Timestamps, middleware.JSONFields("id", "rev"), withBody("application/json", `{"id":"k","rev":7}`), false, "RFC 3339 timestamps only"},
+		{middleware.Counters, middleware.JSONFields("id", "rev"), withBody("application/json", `{"id":"k","rev":"2020-01-01T00:00:00Z"}`), false, "counters only"},
+		{middleware.Counters, middleware.JSONFields("id", "rev"), withBody("application/json", `{"id":"k","rev":7}`), true, ""},
+		{middleware.AnyRevision, middleware.JSONFields("id", "rev"), withBody("application/json", `{"id":"k","rev":"2020-01-01T00:00:00Z"}`), true, ""},
+	} {
+		g := revguard.New(memstore.New(), c.ex)
+		ran := false
+		h := middleware.HTTP(g, middleware.WithRevisions(c.kind))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { ran = true }))
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, c.req())
+		if c.ok {
+			assert.Equal(t, http.StatusOK, w.Code, w.Body.String())
+			assert.True(t, ran)
+			continue
+		}
+		assert.Equal(t, http.StatusBadRequest, w.Code)
+		assert.Contains(t, w.Body.String(), c.contains)
+		assert.False(t, ran, "refused before the handler")
+		_, ok, err := g.Applied(context.Background(), "k")
+		require.NoError(t, err)
+		assert.False(t, ok, "and before the store")
+	}
+	assert.Panics(t, func() { middleware.WithRevisions(9) })
 }

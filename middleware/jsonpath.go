@@ -250,7 +250,11 @@ func jsonRevision(cfg *config, field string, raw json.RawMessage) (revguard.Revi
 		}
 		return parseRevision(cfg, field, s)
 	}
-	return jsonCounter(field, raw)
+	rev, err := jsonCounter(field, raw)
+	if err != nil {
+		return 0, err
+	}
+	return rev, cfg.revisionKind(field, string(raw), true)
 }
 
 // jsonCounter reads an integer from its JSON text rather than through

@@ -50,6 +50,7 @@ type config struct {
 	now        func() time.Time
 	tolerance  time.Duration
 	secrets    [][]byte
+	revisions  RevisionKind
 }
 
 // defaultConfig also serves extractors used without the middleware.
@@ -187,4 +188,34 @@ func WithExtraSecrets(secrets ...[]byte) Option {
 		c.only("WithExtraSecrets", kindGitHub, kindStripe)
 		c.secrets = append(c.secrets, own...)
 	}
+}
+
+// RevisionKind says which revisions Headers and JSONFields accept.
+type RevisionKind uint8
+
+const (
+	// AnyRevision accepts a decimal counter or an RFC 3339 timestamp, as
+	// revguard.ParseRevision does.
+	AnyRevision RevisionKind = iota
+	// Counters accepts decimal counters only (a version column, a
+	// sequence): a timestamp, read as some 1.6e18 nanoseconds, would make
+	// every later counter of its entity stale.
+	Counters
+	// Timestamps accepts RFC 3339 timestamps only (an updated_at): a small
+	// counter would be read as a time in January 1970, and lose to every
+	// timestamp.
+	Timestamps
+)
+
+// WithRevisions restricts the revisions Headers and JSONFields accept to one
+// kind, refusing the other with 400 before any store call. Use Counters for
+// senders that send a version or sequence, Timestamps for those that send
+// the time of the change; mixing the two on one entity poisons it, and
+// WithMaxStep does not catch an entity's first event. The default is
+// AnyRevision.
+func WithRevisions(k RevisionKind) Option {
+	if k > Timestamps {
+		panic(fmt.Sprintf("middleware: WithRevisions(%d): unknown kind", k))
+	}
+	return func(c *config) { c.revisions = k }
 }
