@@ -124,16 +124,21 @@ func tooLarge(limit int64) error {
 // ReadBody returns r's body, read whole under the size limit, and leaves
 // r.Body reading it again from the start, so that extractors and signature
 // checks can look at a body the inner handler then reads intact. Inside HTTP
-// the limit is WithMaxBody's; elsewhere it is DefaultMaxBody. A body above it
-// gives an error wrapping ErrBodyTooLarge. Custom extractors that need the
-// body should read it with ReadBody.
-func ReadBody(r *http.Request) ([]byte, error) {
+// the limit is WithMaxBody's; elsewhere it is the WithMaxBody among opts, or
+// DefaultMaxBody (opts count only outside HTTP, whose own options rule
+// inside it). A body above it gives an error wrapping ErrBodyTooLarge.
+// Custom extractors that need the body should read it with ReadBody.
+func ReadBody(r *http.Request, opts ...Option) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {
 		return nil, nil
 	}
 	b, ok := r.Body.(*body)
 	if !ok {
-		b = newBody(r.Body, defaultConfig)
+		cfg := defaultConfig
+		if len(opts) > 0 {
+			cfg = newConfig(kindReadBody, opts)
+		}
+		b = newBody(r.Body, cfg)
 		r.Body = b
 	}
 	return b.readAll(r.ContentLength)

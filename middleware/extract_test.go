@@ -294,3 +294,24 @@ func TestWithRevisions(t *testing.T) {
 	}
 	assert.Panics(t, func() { middleware.WithRevisions(9) })
 }
+
+func TestReadBodyOutsideHTTP(t *testing.T) {
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(strings.Repeat("x", 32)))
+	_, err := middleware.ReadBody(r, middleware.WithMaxBody(16))
+	require.ErrorIs(t, err, middleware.ErrBodyTooLarge, "WithMaxBody counts outside HTTP")
+
+	r = httptest.NewRequest(http.MethodPost, "/", strings.NewReader("small"))
+	b, err := middleware.ReadBody(r, middleware.WithMaxBody(16))
+	require.NoError(t, err)
+	assert.Equal(t, "small", string(b))
+	again, err := io.ReadAll(r.Body)
+	require.NoError(t, err)
+	assert.Equal(t, "small", string(again), "the body reads again from the start")
+}
+
+func TestWriteProblem(t *testing.T) {
+	w := httptest.NewRecorder()
+	middleware.WriteProblem(w, http.StatusUnprocessableEntity, "https://example.com/probs/mismatch", "Payload mismatch", "the body differs from the first request's")
+	p := problemOf(t, w, http.StatusUnprocessableEntity)
+	assert.Equal(t, "Payload mismatch", p["title"])
+}

@@ -27,6 +27,7 @@ const (
 	kindHTTP kind = iota + 1
 	kindGitHub
 	kindStripe
+	kindReadBody
 )
 
 func (k kind) String() string {
@@ -37,6 +38,8 @@ func (k kind) String() string {
 		return "GitHubSignature"
 	case kindStripe:
 		return "StripeSignature"
+	case kindReadBody:
+		return "ReadBody"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }

@@ -34,6 +34,16 @@ const (
 	typeBlank           = "about:blank"
 )
 
+// WriteProblem answers with an RFC 9457 problem details object
+// (application/problem+json), as the middleware answers its own errors:
+// typ is a URI naming the error ("about:blank" for none beyond the status),
+// title its short summary, detail what went wrong with this request. For
+// handlers and verifiers of your own that should answer like the
+// middleware.
+func WriteProblem(w http.ResponseWriter, status int, typ, title, detail string) {
+	writeProblem(w, status, typ, title, detail)
+}
+
 func writeProblem(w http.ResponseWriter, status int, typ, title, detail string) {
 	// Marshalling a struct of strings and an int cannot fail.
 	b, _ := json.Marshal(problem{Type: typ, Title: title, Status: status, Detail: detail})
