@@ -25,7 +25,8 @@ type Features struct {
 
 // Run checks that the stores newStore returns keep the contract written on
 // revguard.Store, calling them both directly and through guards, and, for
-// stores that implement revguard.Inspector, the contract written there.
+// stores that implement revguard.Inspector or revguard.Payloads, the
+// contract written there.
 //
 // Every subtest calls newStore once and may get a store shared with other
 // subtests running in parallel (a store backed by a server usually is): each
@@ -116,6 +117,13 @@ func Run(t *testing.T, newStore func(t *testing.T) revguard.Store, f Features) {
 		leaf{"Expired", testInspectExpired},
 		leaf{"Scan", testScan},
 		leaf{"ScanPages", testScanPages},
+	)
+	group("Payloads",
+		leaf{"Lifecycle", testPayloadLifecycle},
+		leaf{"Refusals", testPayloadRefusals},
+		leaf{"Replaced", testPayloadReplaced},
+		leaf{"Admin", testPayloadAdmin},
+		leaf{"Bounds", testPayloadBounds},
 	)
 	group("Differential",
 		leaf{"Model", testDifferential},

@@ -36,6 +36,7 @@ type entry struct {
 	applied revguard.Revision
 	exists  bool
 	last    revguard.Token // the token that recorded applied
+	payload []byte         // stored with applied by CommitPayload; nil when none
 
 	claimed bool
 	rev     revguard.Revision
@@ -147,7 +148,7 @@ func (s *Store) claim(req *revguard.Request, e *entry) revguard.Reply {
 	}
 	switch {
 	case req.Advance:
-		e.applied, e.exists, e.last, e.claimed = req.Rev, true, req.Token, false
+		e.applied, e.exists, e.last, e.claimed, e.payload = req.Rev, true, req.Token, false, nil
 	case req.Lease == 0:
 		e.claimed, e.rev, e.token, e.until = true, req.Rev, req.Token, held
 	default:
@@ -190,6 +191,11 @@ func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token,
 
 // Commit implements revguard.Store.
 func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token) error {
+	return s.commit(ctx, ns, key, token, nil)
+}
+
+// commit records the claim of token on (ns, key) with payload (nil: none).
+func (s *Store) commit(ctx context.Context, ns, key string, token revguard.Token, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -204,7 +210,7 @@ func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token
 	// The live claim comes first: a token that recorded the applied
 	// revision and claims again must get its new claim committed.
 	if e.claimed && e.token == token && s.live(e.until) {
-		e.applied, e.exists, e.last, e.claimed = e.rev, true, token, false
+		e.applied, e.exists, e.last, e.claimed, e.payload = e.rev, true, token, false, payload
 		return nil
 	}
 	if e.exists && e.last == token {

@@ -14,8 +14,8 @@ import (
 )
 
 // Each script is one file under lua/ whose header names its KEYS, ARGV and
-// reply. Claim and ClaimBatch share claim.lua, Commit and CommitBatch share
-// commit.lua, so the single and batch paths cannot decide differently; the
+// reply. Claim and ClaimBatch share claim.lua, Commit, CommitBatch and
+// CommitPayload share commit.lua, so the single and batch paths cannot decide differently; the
 // advance of AtMostOnce is claim.lua with its advance flag. The scripts that
 // meet claims start with prelude.lua, so that they read an entity alike.
 var (
@@ -37,6 +37,8 @@ var (
 	forgetSrc string
 	//go:embed lua/inspect.lua
 	inspectSrc string
+	//go:embed lua/peekpayload.lua
+	peekPayloadSrc string
 )
 
 // script is a Lua script and the name its errors carry.
@@ -54,6 +56,8 @@ var (
 	setScript     = script{"set", redis.NewScript(setSrc)}
 	forgetScript  = script{"forget", redis.NewScript(forgetSrc)}
 	inspectScript = script{"inspect", redis.NewScript(inspectSrc)}
+
+	peekPayloadScript = script{"peek payload", redis.NewScript(peekPayloadSrc)}
 )
 
 // run runs sc on keys, loading it when the server does not have it.

@@ -40,7 +40,10 @@
 //		prev_applied  numeric(20,0),       -- applied before the last advance or commit
 //		claim_rev     numeric(20,0),
 //		claim_token   bytea,
-//		claim_until   timestamptz          -- NULL or past: no claim
+//		claim_until   timestamptz,         -- NULL or past: no claim
+//		payload       bytea,               -- CommitPayload's, read only while
+//		payload_rev   numeric(20,0),       -- these two are applied and
+//		payload_token bytea                -- applied_token
 //	) WITH (fillfactor = 60);              -- room for in-page (HOT) updates
 //	SELECT convert_from(entity_key, 'UTF8'), applied FROM revguard_revisions;
 //
@@ -56,6 +59,9 @@
 //		claim_rev     TEXT,
 //		claim_token   BLOB,
 //		claim_until   TEXT,  -- '2026-01-02 03:04:05.678'
+//		payload       BLOB,
+//		payload_rev   TEXT,
+//		payload_token BLOB,
 //		PRIMARY KEY (namespace, entity_key)
 //	);
 //
@@ -71,7 +77,10 @@
 //		applied_token BINARY(16) NULL,
 //		claim_rev     BIGINT UNSIGNED NULL,
 //		claim_token   BINARY(16) NULL,
-//		claim_until   DATETIME(6) NULL  -- UTC_TIMESTAMP(6)
+//		claim_until   DATETIME(6) NULL,  -- UTC_TIMESTAMP(6)
+//		payload       MEDIUMBLOB NULL,   -- a BLOB holds 64 KiB, under MaxPayload
+//		payload_rev   BIGINT UNSIGNED NULL,
+//		payload_token BINARY(16) NULL
 //	) ENGINE=InnoDB;
 //
 // A row whose applied and claim_until are both NULL holds nothing, as if it
@@ -81,6 +90,14 @@
 // a table created without the fillfactor, by an earlier version or by hand,
 // gains it for the pages written from then on with
 // ALTER TABLE revguard_revisions SET (fillfactor = 60).
+//
+// The payload columns keep what revguard.Payloads stores; a table made
+// before they existed works for everything else, Preflight accepts it, and
+// CommitPayload and PeekPayload return an error wrapping ErrSchema that
+// shows the ALTER TABLE statements adding them (on PostgreSQL: ALTER TABLE
+// revguard_revisions ADD COLUMN IF NOT EXISTS payload bytea, ADD COLUMN IF
+// NOT EXISTS payload_rev numeric(20,0), ADD COLUMN IF NOT EXISTS
+// payload_token bytea). Adding nullable columns rewrites no row.
 //
 // # Statements and isolation
 //

@@ -72,19 +72,24 @@ func (s *Store) lockClaim(ctx context.Context, tx *sql.Tx, reqs []revguard.Reque
 
 func (s *Store) lockCommit(ctx context.Context, tx *sql.Tx, commits []revguard.Commit, ents []entity, order []int, out []error) error {
 	return s.mutate(ctx, tx, ents, order, func(i int, r *row) bool {
-		tok := commits[i].Token
-		out[i] = nil
-		switch {
-		case r.claimed && r.live && r.claimTok == tok:
-			r.applied, r.exists, r.by, r.hasBy, r.claimed = r.claimRev, true, tok, true, false
-			return true
-		case r.exists && r.hasBy && r.by == tok:
-			// A retried commit: done already.
-		default:
-			out[i] = errLost(commits[i].Key)
-		}
-		return false
+		var recorded bool
+		recorded, out[i] = commitRow(r, &commits[i])
+		return recorded
 	})
+}
+
+// commitRow commits c on r: it reports whether the commit records the
+// claimed revision (a retried one does not), and ErrLeaseLost when the
+// commit fails.
+func commitRow(r *row, c *revguard.Commit) (bool, error) {
+	switch {
+	case r.claimed && r.live && r.claimTok == c.Token:
+		r.applied, r.exists, r.by, r.hasBy, r.claimed = r.claimRev, true, c.Token, true, false
+		return true, nil
+	case r.exists && r.hasBy && r.by == c.Token:
+		return false, nil // a retried commit: done already
+	}
+	return false, errLost(c.Key)
 }
 
 // chunk bounds the rows of one statement, under SQLite's and MySQL's

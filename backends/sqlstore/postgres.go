@@ -208,7 +208,10 @@ func (s *Store) pgClaimBatch(ctx context.Context, q querier, sh shape, idx []int
 // which, as with pgClaim, are all a retry may run again: a commit that took
 // effect and ran again would find its claim gone and, once the entity moved
 // on, answer ErrLeaseLost for a revision it recorded.
-func (s *Store) pgCommit(ctx context.Context, commits []revguard.Commit, ents []entity, pending []int, out []error) ([]int, error) {
+//
+// With payload (a single commit, from CommitPayload) the commit also
+// stores payload.
+func (s *Store) pgCommit(ctx context.Context, commits []revguard.Commit, ents []entity, pending []int, out []error, payload []byte) ([]int, error) {
 	for attempt := 0; len(pending) > 0; attempt++ {
 		if attempt == maxRereads {
 			return pending, fmt.Errorf("the row of %q changed under each of %d reads", commits[pending[0]].Key, maxRereads)
@@ -216,7 +219,7 @@ func (s *Store) pgCommit(ctx context.Context, commits []revguard.Commit, ents []
 		var refused []int
 		var err error
 		if len(pending) == 1 {
-			refused, err = s.pgCommitOne(ctx, pending[0], commits, ents, out)
+			refused, err = s.pgCommitOne(ctx, pending[0], commits, ents, out, payload)
 		} else {
 			refused, err = s.pgCommitBatch(ctx, pending, commits, ents, out)
 		}
@@ -246,9 +249,13 @@ func (s *Store) pgCommit(ctx context.Context, commits []revguard.Commit, ents []
 	return nil, nil
 }
 
-func (s *Store) pgCommitOne(ctx context.Context, i int, commits []revguard.Commit, ents []entity, out []error) ([]int, error) {
+func (s *Store) pgCommitOne(ctx context.Context, i int, commits []revguard.Commit, ents []entity, out []error, payload []byte) ([]int, error) {
 	e := &ents[i]
-	res, err := s.db.ExecContext(ctx, s.q.commit, e.id[:], e.nsBytes(), e.keyBytes(), commits[i].Token[:])
+	q, args := s.q.commit, []any{e.id[:], e.nsBytes(), e.keyBytes(), commits[i].Token[:]}
+	if payload != nil {
+		q, args = s.q.commitPayload, append(args, payload)
+	}
+	res, err := s.db.ExecContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -19,10 +19,12 @@ var ErrSchema = errors.New("sqlstore: table does not match the store")
 type column struct{ name, typ string }
 
 // tableSpec is the table CreateTable makes (queries.go) in each dialect:
-// its columns and primary key.
+// its columns, the optional ones (which only CommitPayload and PeekPayload
+// need, and which a table of an earlier version lacks) and primary key.
 var tableSpec = map[Dialect]struct {
-	cols []column
-	key  []string
+	cols     []column
+	optional []column
+	key      []string
 }{
 	Postgres: {
 		cols: []column{
@@ -30,14 +32,16 @@ var tableSpec = map[Dialect]struct {
 			{"applied", "numeric(20,0)"}, {"applied_token", "bytea"}, {"prev_applied", "numeric(20,0)"},
 			{"claim_rev", "numeric(20,0)"}, {"claim_token", "bytea"}, {"claim_until", "timestamp with time zone"},
 		},
-		key: []string{"id"},
+		optional: []column{{"payload", "bytea"}, {"payload_rev", "numeric(20,0)"}, {"payload_token", "bytea"}},
+		key:      []string{"id"},
 	},
 	SQLite: {
 		cols: []column{
 			{"namespace", "BLOB"}, {"entity_key", "BLOB"}, {"applied", "TEXT"}, {"applied_token", "BLOB"},
 			{"claim_rev", "TEXT"}, {"claim_token", "BLOB"}, {"claim_until", "TEXT"},
 		},
-		key: []string{"namespace", "entity_key"},
+		optional: []column{{"payload", "BLOB"}, {"payload_rev", "TEXT"}, {"payload_token", "BLOB"}},
+		key:      []string{"namespace", "entity_key"},
 	},
 	MySQL: {
 		cols: []column{
@@ -45,7 +49,8 @@ var tableSpec = map[Dialect]struct {
 			{"applied", "bigint unsigned"}, {"applied_token", "binary(16)"},
 			{"claim_rev", "bigint unsigned"}, {"claim_token", "binary(16)"}, {"claim_until", "datetime(6)"},
 		},
-		key: []string{"id"},
+		optional: []column{{"payload", "mediumblob"}, {"payload_rev", "bigint unsigned"}, {"payload_token", "binary(16)"}},
+		key:      []string{"id"},
 	},
 }
 
@@ -56,7 +61,10 @@ var tableSpec = map[Dialect]struct {
 // is missing or of another type, or the primary key is another. A table
 // made by hand or by an older version may differ so, and the store would
 // then fail on its first call, or worse, compare revisions as text or
-// signed numbers. Columns the store does not use are left alone. It returns
+// signed numbers. The payload columns may be missing, since only
+// CommitPayload and PeekPayload need them (they return an error showing
+// how to add them), but not of another type. Columns the store does not
+// use are left alone. It returns
 // another error when the catalog cannot be read. Call it at startup; it is
 // not needed for the store to work.
 func (s *Store) Preflight(ctx context.Context) error {
@@ -69,9 +77,11 @@ func (s *Store) Preflight(ctx context.Context) error {
 	}
 	spec := tableSpec[s.d]
 	var errs []error
-	for _, c := range spec.cols {
+	for i, c := range slices.Concat(spec.cols, spec.optional) {
 		typ, ok := found[c.name]
 		switch {
+		case !ok && i >= len(spec.cols):
+			// An optional column: CommitPayload says how to add it.
 		case !ok:
 			errs = append(errs, fmt.Errorf("%w: table %s has no column %s (want %s)", ErrSchema, s.table, c.name, c.typ))
 		case !s.sameType(typ, c.typ):

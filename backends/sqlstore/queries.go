@@ -18,15 +18,21 @@ type queries struct {
 	inspect string // one entity's applied revision and live claim
 	scan    string // a page of a namespace's entities, after a cursor (see inspect.go)
 
+	// Payloads (payload.go).
+	peekPayload  string   // the applied revision and the payload recorded with it
+	storePayload string   // MySQL and SQLite: the payload of a commit just made
+	addPayload   []string // adds the payload columns to a table made without them
+
 	// PostgreSQL only.
-	claim       [2][2]string // single rows: [advance][can insert]
-	claimBatch  [2]string    // [advance]
-	read        string       // one entity's row, for a refused claim or commit
-	readBatch   string
-	commit      string
-	commitBatch string
-	renew       string
-	set         string
+	claim         [2][2]string // single rows: [advance][can insert]
+	claimBatch    [2]string    // [advance]
+	read          string       // one entity's row, for a refused claim or commit
+	readBatch     string
+	commit        string
+	commitBatch   string
+	commitPayload string
+	renew         string
+	set           string
 }
 
 func buildQueries(d Dialect, t string) queries {
@@ -51,7 +57,10 @@ func buildQueries(d Dialect, t string) queries {
 	prev_applied  numeric(20,0),
 	claim_rev     numeric(20,0),
 	claim_token   bytea,
-	claim_until   timestamptz
+	claim_until   timestamptz,
+	payload       bytea,
+	payload_rev   numeric(20,0),
+	payload_token bytea
 ) WITH (fillfactor = 60)`
 		q.entity = `id = $1 AND namespace = $2 AND entity_key = $3`
 		q.release = `UPDATE ` + t + ` SET claim_rev = NULL, claim_token = NULL, claim_until = NULL WHERE ` + q.entity + ` AND claim_token = $4`
@@ -68,6 +77,7 @@ func buildQueries(d Dialect, t string) queries {
 FROM (SELECT substring($1::bytea FROM u.n::int * 32 - 31 FOR 32) AS id, u.ns, u.k
 	FROM unnest($2::bytea[], $3::bytea[]) WITH ORDINALITY AS u(ns, k, n)) AS i JOIN ` + t + ` t ON t.id = i.id`
 		q.commit = pgCommitSQL(t)
+		q.commitPayload = pgCommitPayloadSQL(t)
 		q.commitBatch = pgCommitBatchSQL(t)
 		q.renew = `UPDATE ` + t + ` SET claim_until = statement_timestamp() + $5::bigint * interval '1 microsecond' WHERE ` +
 			q.entity + ` AND claim_token = $4 AND claim_until > statement_timestamp()`
@@ -84,6 +94,9 @@ WHERE t.namespace = excluded.namespace AND t.entity_key = excluded.entity_key`
 	claim_rev     TEXT,
 	claim_token   BLOB,
 	claim_until   TEXT,
+	payload       BLOB,
+	payload_rev   TEXT,
+	payload_token BLOB,
 	PRIMARY KEY (namespace, entity_key)
 )`
 		q.entity = `namespace = ? AND entity_key = ?`
@@ -98,13 +111,17 @@ WHERE t.namespace = excluded.namespace AND t.entity_key = excluded.entity_key`
 	applied_token BINARY(16) NULL,
 	claim_rev     BIGINT UNSIGNED NULL,
 	claim_token   BINARY(16) NULL,
-	claim_until   DATETIME(6) NULL
+	claim_until   DATETIME(6) NULL,
+	payload       MEDIUMBLOB NULL,
+	payload_rev   BIGINT UNSIGNED NULL,
+	payload_token BINARY(16) NULL
 ) ENGINE=InnoDB`
 		q.entity = `id = ? AND namespace = ? AND entity_key = ?`
 		q.release = `UPDATE ` + t + ` SET claim_rev = NULL, claim_token = NULL, claim_until = NULL WHERE ` + q.entity + ` AND claim_token = ?`
 	}
 	q.peek = `SELECT applied FROM ` + t + ` WHERE ` + q.entity
 	q.inspect, q.scan = inspectSQL(d, t, q.entity)
+	q.peekPayload, q.storePayload, q.addPayload = payloadSQL(d, t, q.entity)
 	q.forget = `DELETE FROM ` + t + ` WHERE ` + q.entity
 	return q
 }
@@ -263,6 +280,16 @@ RETURNING t.id, {granted}, {before}`)
 // token. It writes only if the token holds a live claim.
 func pgCommitSQL(t string) string {
 	return `UPDATE ` + t + ` AS t SET prev_applied = t.applied, applied = t.claim_rev, applied_token = t.claim_token,
+	claim_rev = NULL, claim_token = NULL, claim_until = NULL
+WHERE t.id = $1 AND t.namespace = $2 AND t.entity_key = $3
+AND t.claim_token = $4 AND t.claim_until > statement_timestamp()`
+}
+
+// pgCommitPayloadSQL is pgCommitSQL that also stores $5, the payload, with
+// the revision it records and the recording's token (see payloadSQL).
+func pgCommitPayloadSQL(t string) string {
+	return `UPDATE ` + t + ` AS t SET prev_applied = t.applied, applied = t.claim_rev, applied_token = t.claim_token,
+	payload = $5, payload_rev = t.claim_rev, payload_token = t.claim_token,
 	claim_rev = NULL, claim_token = NULL, claim_until = NULL
 WHERE t.id = $1 AND t.namespace = $2 AND t.entity_key = $3
 AND t.claim_token = $4 AND t.claim_until > statement_timestamp()`

@@ -326,7 +326,7 @@ func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]e
 	if s.d == Postgres {
 		left := order
 		err = s.retry(ctx, "commit", func() (err error) {
-			left, err = s.pgCommit(ctx, commits, ents, left, out)
+			left, err = s.pgCommit(ctx, commits, ents, left, out, nil)
 			return err
 		})
 	} else {
@@ -402,12 +402,17 @@ func (s *Store) Peek(ctx context.Context, ns, key string) (revguard.State, error
 	if err != nil {
 		return revguard.State{}, err
 	}
+	return stateOf(applied, "peek")
+}
+
+// stateOf reads the applied column as what reports it.
+func stateOf(applied sql.NullString, what string) (revguard.State, error) {
 	if !applied.Valid {
 		return revguard.State{}, nil
 	}
 	rev, err := parseRev(applied.String)
 	if err != nil {
-		return revguard.State{}, fmt.Errorf("sqlstore: peek: %w", err)
+		return revguard.State{}, fmt.Errorf("sqlstore: %s: %w", what, err)
 	}
 	return revguard.State{Applied: rev, Exists: true}, nil
 }

@@ -148,8 +148,10 @@ for i, key in ipairs(KEYS) do
     end
     if e[FIELD] then
       -- A claim on another revision would come back in force once rev
-      -- moves past it: an advance ends any claim by deleting it.
-      redis.call('HDEL', key, 'claim')
+      -- moves past it: an advance ends any claim by deleting it, and an
+      -- earlier payload with it, which the advance's recording leaves
+      -- unread anyway (see prelude.lua).
+      redis.call('HDEL', key, 'claim', 'payload', 'payload_of')
     end
     if ttl ~= '0' then
       redis.call('PEXPIRE', key, ttl)

@@ -1,11 +1,14 @@
 -- commit.lua records the claimed revision of one or more entities as applied
 -- and ends their claims, each if its token holds a live claim there.
--- Commit runs it with one key, CommitBatch with every key of one hash slot.
--- prelude.lua comes first.
+-- Commit runs it with one key, CommitBatch with every key of one hash slot,
+-- CommitPayload with one key and its payload. prelude.lua comes first.
 --
--- KEYS[i]      the hash of entity i (fields rev, last, claim: see prelude.lua)
+-- KEYS[i]      the hash of entity i (fields rev, last, claim, payload,
+--              payload_of: see prelude.lua)
 -- ARGV[1]      milliseconds an applied revision lives, "0" for ever (WithTTL)
 -- ARGV[1 + i]  the token committing entity i, hex
+-- then, only when committing with payloads, one per entity:
+-- ARGV[1 + #KEYS + i]  the payload of entity i, any bytes
 --
 -- Reply: an array of one integer per entity, in KEYS order: 1 committed (or
 -- already committed by this token: a retry), 2 no claim, 3 the claim is
@@ -33,15 +36,26 @@ for i, key in ipairs(KEYS) do
   end
 end
 
-local ttl = ARGV[1]
+local ttl, payloads = ARGV[1], #ARGV == 1 + 2 * #KEYS
 local out = {}
 for i, key in ipairs(KEYS) do
   local token = ARGV[1 + i]
   local e = state[key]
   local r
   if e[TOKEN] == token and e[UNTIL] > clock() then
-    -- Setting rev to the claim's revision is what ends the claim.
-    local added = redis.call('HSET', key, 'rev', e[CLAIM], 'last', token)
+    -- Setting rev to the claim's revision is what ends the claim. A
+    -- payload is stored with the recording it belongs to, so that one left
+    -- by an earlier recording is never read with this one: a commit
+    -- without a payload has nothing more to write. A retry, which finds
+    -- its recording made, keeps the payload the first call stored.
+    local added
+    local f = payloads and redis.call('HMGET', key, 'rev', 'last')
+    if f and not (f[1] == e[CLAIM] and f[2] == token) then
+      added = redis.call('HSET', key, 'rev', e[CLAIM], 'last', token,
+        'payload', ARGV[1 + #KEYS + i], 'payload_of', e[CLAIM] .. ' ' .. token)
+    else
+      added = redis.call('HSET', key, 'rev', e[CLAIM], 'last', token)
+    end
     if ttl ~= '0' then
       redis.call('PEXPIRE', key, ttl)
     elseif added > 0 then

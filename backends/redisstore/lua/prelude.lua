@@ -4,7 +4,7 @@
 -- clock alike. It defines helpers only; each script's own header says what
 -- it takes and replies.
 --
--- An entity is one hash with three fields, all plain strings:
+-- An entity is one hash with these fields, all plain strings:
 --   rev    the applied revision, canonical decimal (absent: nothing applied)
 --   last   the token that recorded rev, hex
 --   prior  "<token>:<revision>" of the three advances before it, newest
@@ -16,6 +16,12 @@
 --          and stays only as a record, so that a commit costs one write.
 --          Nothing else sets rev to a claim's revision (an advance and Set
 --          delete the claim field).
+--   payload     what CommitPayload stored with a revision, any bytes
+--   payload_of  "<revision> <token>": the recording payload belongs to. It
+--          is read only while rev and last are that revision and token;
+--          whatever records a revision otherwise leaves it unread, to be
+--          replaced, deleted by Set, Forget or an advance that ends a
+--          claim, or expired with the key.
 
 local now
 -- clock returns the server's time in milliseconds, read once per call.

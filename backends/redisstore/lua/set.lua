@@ -1,7 +1,7 @@
 -- set.lua makes a revision one entity's applied revision, lower or higher
 -- than before, and drops any claim: the repair for a poisoned entity.
 --
--- KEYS[1]  the entity's hash (fields rev, last, claim: see prelude.lua)
+-- KEYS[1]  the entity's hash (see prelude.lua)
 -- ARGV[1]  the revision, canonical decimal
 -- ARGV[2]  milliseconds an applied revision lives, "0" for ever (WithTTL)
 --
@@ -12,7 +12,8 @@
 local r = redis.pcall('HSET', KEYS[1], 'rev', ARGV[1])
 if type(r) == 'table' and r.err then return redis.error_reply('CORRUPT 1 is not a hash') end
 -- The claim goes too: a claim on the new revision would read as committed.
-redis.call('HDEL', KEYS[1], 'last', 'prior', 'claim')
+-- So does a payload, which belongs to a recording Set replaces.
+redis.call('HDEL', KEYS[1], 'last', 'prior', 'claim', 'payload', 'payload_of')
 if ARGV[2] ~= '0' then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
 else
