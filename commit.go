@@ -114,6 +114,9 @@ func (g *Guard[T]) commit(ctx context.Context, l *lease, jobs []job[T]) {
 		var answer error
 		start := g.storeStart()
 		err := g.settle(ctx, l, func() (err error) {
+			if last.reply != nil { // HandleReply's: a call of its own, never shared
+				return g.kept.CommitPayload(ctx, c.Namespace, c.Key, c.Token, last.reply)
+			}
 			answer, err = g.commits.call(ctx, c)
 			return err
 		})

@@ -30,6 +30,7 @@ type Extractor[T any] func(event T) (key string, rev Revision, err error)
 type Guard[T any] struct {
 	store   Store
 	tx      Transactor
+	kept    Payloads // the store, if it keeps payloads; for HandleReply
 	extract Extractor[T]
 	cfg     config
 	watch   bool // an observer or logger wants timings
@@ -84,6 +85,9 @@ func New[T any](store Store, extract Extractor[T], opts ...Option) *Guard[T] {
 		}
 		g.tx = tx
 	}
+	if p, ok := store.(Payloads); ok && cfg.mode == Claim {
+		g.kept = p
+	}
 	if cfg.deadLetter != nil {
 		dl, ok := cfg.deadLetter.(func(context.Context, T, error) error)
 		if !ok {
@@ -123,6 +127,7 @@ type job[T any] struct {
 	took   time.Duration // in the handler, when the guard watches
 	cached bool          // the drop cache answered
 	done   bool          // out or err is final
+	reply  []byte        // HandleReply's payload, committed with the revision
 }
 
 // Handle runs h on event if the event's revision is newer than its entity's
@@ -409,7 +414,7 @@ func storeError(op, key string, rev Revision, err error) error {
 // at commit is one too, and wraps ErrLeaseLost). It tells a failing store
 // apart from a failing handler, whose error Handle returns as it is.
 type StoreError struct {
-	Op  string // "claim" (a claim or an advance), "commit", "peek" (Check) or "transact"
+	Op  string // "claim" (a claim or an advance), "commit", "peek" (Check, HandleReply) or "transact"
 	Key string
 	Rev Revision
 	Err error

@@ -19,8 +19,9 @@ type Hooks struct {
 	Begin func(ctx context.Context, c Call) (_ context.Context, end func())
 
 	// Store is called after each store call made for the call: op is
-	// "claim" (a claim, or AtMostOnce's advance), "commit", "release" or
-	// "transact" (Transactional's transaction, handler included); n is how
+	// "claim" (a claim, or AtMostOnce's advance), "commit", "release",
+	// "transact" (Transactional's transaction, handler included) or "peek"
+	// (HandleReply reading a duplicate's reply); n is how
 	// many of the call's requests it carried, and took how long the caller
 	// waited for it, including the wait for a round trip shared with
 	// concurrent calls (see WithoutCoalescing). Lease renewals, which run
