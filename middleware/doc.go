@@ -36,9 +36,13 @@
 //
 // # The inner handler
 //
-// The inner handler's status decides the claim: 2xx to 4xx commit the
-// revision, 5xx releases it so that the sender's retry runs the handler
-// again. A handler that sends no status gets net/http's 200 and commits. A
+// The inner handler's status decides the claim: 2xx, 3xx and the 4xx that
+// no retry of the same request can cure (400, 401, 403, 404, 409, 410, 422,
+// ...) commit the revision; 5xx and the 4xx that ask the sender to come
+// back (408, 425, 429) release it, so that the sender's retry runs the
+// handler again, and so does a body that went past WithMaxBody while the
+// handler read it, whatever the handler answered (often a 413 of its own).
+// A handler that sends no status gets net/http's 200 and commits. A
 // panic is not recovered: the guard releases the claim as the panic passes,
 // and net/http or the application's own recovery middleware sees the
 // original value and stack. Once the inner handler has sent its response
@@ -52,6 +56,17 @@
 // The http.ResponseWriter the inner handler gets implements http.Flusher,
 // http.Hijacker and io.ReaderFrom on top of the server's, and Unwrap, so that
 // http.ResponseController reaches deadlines and full duplex.
+//
+// # Replaying responses
+//
+// WithReplay answers a repeat of an applied request the way an API answers a
+// retried POST with an Idempotency-Key: with the first response again
+// (status, the headers that describe the body, the body; header
+// Idempotent-Replayed: true), kept with the revision in the store's own
+// commit (revguard.Payloads, revguard.Guard.HandleReply), and with 422 when
+// the repeat carries another method, path or body. Responses above
+// WithMaxReplayBody (64 KiB) or streamed with Flush or Hijack are not kept;
+// their repeats get the drop answer above.
 //
 // # Bodies
 //
@@ -77,4 +92,18 @@
 //
 // Signatures are checked before the guard runs, so that no unsigned request
 // changes a stored revision.
+//
+// # Signatures
+//
+// GitHubSignature, StripeSignature, SlackSignature, ShopifySignature and
+// StandardWebhooks check the HMAC-SHA256 signatures of those senders;
+// StandardWebhooksPublicKey checks the Ed25519 signatures of Standard
+// Webhooks; HMACSignature takes an HMACScheme for any other sender that
+// signs a template of headers and body. All compare in constant time, accept
+// any of several secrets for rotation (WithExtraSecrets), and refuse a signed
+// timestamp further than WithTolerance (5 minutes) from the clock in either
+// direction. A signed timestamp is the time of the attempt, new on every
+// retry: it proves freshness, never order, so it is never a revision.
+// WebhookID keys the guard by the Standard Webhooks message ID instead, so
+// that each message is applied once.
 package middleware

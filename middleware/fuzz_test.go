@@ -2,7 +2,11 @@ package middleware
 
 import (
 	"bytes"
+	"crypto/ed25519"
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -275,6 +279,132 @@ func FuzzGitHubSignatureHeader(f *testing.F) {
 		}
 		if len(sig) != sha256.Size || !strings.HasPrefix(h, "sha256=") {
 			t.Fatalf("accepted %q as %x", h, sig)
+		}
+	})
+}
+
+// parseGitHubSignature reads the one signature in GitHubSignature's header.
+func parseGitHubSignature(h string) ([]byte, error) {
+	sigs, err := gitHubScheme.parse(h)
+	if err != nil {
+		return nil, err
+	}
+	return sigs[0], nil
+}
+
+// serveSigned runs a signature middleware on a request with the given
+// headers (name, value pairs) and reports whether it passed the request on.
+// Any answer but a pass must be a problem 401, 400 or 413.
+func serveSigned(t *testing.T, mw func(http.Handler) http.Handler, body []byte, headers ...string) bool {
+	t.Helper()
+	r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	for i := 0; i < len(headers); i += 2 {
+		r.Header[http.CanonicalHeaderKey(headers[i])] = []string{headers[i+1]}
+	}
+	passed := false
+	w := httptest.NewRecorder()
+	mw(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		passed = true
+		checkBodyIntact(t, r, body)
+	})).ServeHTTP(w, r)
+	if !passed && w.Code != http.StatusUnauthorized && w.Code != http.StatusBadRequest && w.Code != http.StatusRequestEntityTooLarge {
+		t.Fatalf("status %d: %s", w.Code, w.Body.Bytes())
+	}
+	if !passed && w.Header().Get("Content-Type") != "application/problem+json" {
+		t.Fatalf("status %d without a problem body", w.Code)
+	}
+	return passed
+}
+
+// listed reports whether the separated items of h hold want.
+func listed(h, sep, want string) bool {
+	for item := range strings.SplitSeq(h, sep) {
+		if strings.TrimSpace(item) == want {
+			return true
+		}
+	}
+	return false
+}
+
+func fuzzMAC(key []byte, content string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(content))
+	return m.Sum(nil)
+}
+
+// The verifiers below never accept a signature they did not compute: a
+// request passes only if its header holds the signature of its content.
+
+func FuzzStandardWebhooks(f *testing.F) {
+	const secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+	f.Add("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=", []byte(`{"test": 2432232314}`))
+	f.Add("msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", "v2,x  v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= v1,", []byte(`{"test": 2432232314}`))
+	f.Add("", "01614265330", "v1,,v1", []byte(nil))
+	f.Add("a.b", "-1", "v1a,AAAA", []byte("."))
+	key, _ := base64.StdEncoding.DecodeString(secret[6:])
+	mw := StandardWebhooks(secret, WithClock(func() time.Time { return time.Unix(1614265330, 0) }))
+	f.Fuzz(func(t *testing.T, id, ts, sigs string, body []byte) {
+		if !serveSigned(t, mw, body, "webhook-id", id, "webhook-timestamp", ts, "webhook-signature", sigs) {
+			return
+		}
+		want := "v1," + base64.StdEncoding.EncodeToString(fuzzMAC(key, id+"."+ts+"."+string(body)))
+		if !listed(sigs, " ", want) {
+			t.Fatalf("accepted %q, which does not hold %q", sigs, want)
+		}
+	})
+}
+
+func FuzzStandardWebhooksPublicKey(f *testing.F) {
+	priv := ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))
+	pub := "whpk_" + base64.StdEncoding.EncodeToString(priv.Public().(ed25519.PublicKey))
+	signed := func(id, ts string, body []byte) string {
+		return "v1a," + base64.StdEncoding.EncodeToString(ed25519.Sign(priv, []byte(id+"."+ts+"."+string(body))))
+	}
+	f.Add("msg_1", "1614265330", signed("msg_1", "1614265330", []byte("{}")), []byte("{}"))
+	f.Add("msg_1", "1614265330", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE= "+signed("msg_1", "1614265330", nil), []byte(nil))
+	f.Add("msg_1", "1614265330", "v1a,"+strings.Repeat("A", 86)+"==", []byte("{}"))
+	mw := StandardWebhooksPublicKey(pub, WithClock(func() time.Time { return time.Unix(1614265330, 0) }))
+	f.Fuzz(func(t *testing.T, id, ts, sigs string, body []byte) {
+		if !serveSigned(t, mw, body, "webhook-id", id, "webhook-timestamp", ts, "webhook-signature", sigs) {
+			return
+		}
+		// Ed25519 signing is deterministic, and no one else can sign.
+		if want := signed(id, ts, body); !listed(sigs, " ", want) {
+			t.Fatalf("accepted %q, which does not hold %q", sigs, want)
+		}
+	})
+}
+
+func FuzzSlackSignature(f *testing.F) {
+	const secret = "8f742231b10e8888abcd99yyyzzz85a5"
+	f.Add("1531420618", "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503", []byte("token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text=&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c"))
+	f.Add("1531420618", "v0="+strings.Repeat("A", 64), []byte(nil))
+	f.Add("", "v0=", []byte("x"))
+	mw := SlackSignature([]byte(secret), WithClock(func() time.Time { return time.Unix(1531420618, 0) }))
+	f.Fuzz(func(t *testing.T, ts, sig string, body []byte) {
+		if !serveSigned(t, mw, body, "X-Slack-Request-Timestamp", ts, "X-Slack-Signature", sig) {
+			return
+		}
+		want := fuzzMAC([]byte(secret), "v0:"+ts+":"+string(body))
+		got, err := hex.DecodeString(strings.TrimPrefix(sig, "v0="))
+		if err != nil || !strings.HasPrefix(sig, "v0=") || !bytes.Equal(got, want) {
+			t.Fatalf("accepted %q, want v0=%x", sig, want)
+		}
+	})
+}
+
+func FuzzShopifySignature(f *testing.F) {
+	const secret = "hush"
+	f.Add("fp5HwmAHEVGQQwJU1KRpk57Ts2YHF6/TLOCczCtB5bs=", []byte(`{"id":820982911946154508,"email":"jon@doe.ca"}`))
+	f.Add("fp5HwmAHEVGQQwJU1KRpk57Ts2YHF6/TLOCczCtB5bs", []byte(nil))
+	f.Add("====", []byte("x"))
+	mw := ShopifySignature([]byte(secret))
+	f.Fuzz(func(t *testing.T, sig string, body []byte) {
+		if !serveSigned(t, mw, body, "X-Shopify-Hmac-Sha256", sig) {
+			return
+		}
+		if want := base64.StdEncoding.EncodeToString(fuzzMAC([]byte(secret), string(body))); sig != want {
+			t.Fatalf("accepted %q, want %q", sig, want)
 		}
 	})
 }

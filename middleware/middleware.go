@@ -2,6 +2,7 @@ package middleware
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -54,8 +55,10 @@ type exchange struct {
 	next   http.Handler
 	rw     responseWriter
 	body   body
-	noBody bool // the request came without a body, and the inner handler must see it so
-	ran    bool // the inner handler was called
+	noBody bool              // the request came without a body, and the inner handler must see it so
+	ran    bool              // the inner handler was called
+	sum    [sha256.Size]byte // WithReplay's fingerprint of the request
+	keep   []string          // WithReplay's headers
 }
 
 func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -70,7 +73,24 @@ func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.body.src, x.noBody = http.NoBody, true
 	}
 	r.Body = &x.body
-	out, err := h.g.Handle(r.Context(), r, x.serve)
+	var out revguard.Outcome
+	var kept []byte
+	var err error
+	if h.cfg.replay != nil {
+		// The fingerprint covers the whole body, read once under the
+		// limit; the inner handler then reads it intact.
+		body, rerr := ReadBody(r)
+		if rerr != nil {
+			r.Body = orig
+			h.fail(w, rerr)
+			return
+		}
+		x.sum, x.keep = fingerprint(r, body), h.cfg.replay.headers
+		x.rw.rec = &recording{max: h.cfg.replay.maxBody}
+		out, kept, err = h.g.HandleReply(r.Context(), r, x.serveReply)
+	} else {
+		out, err = h.g.Handle(r.Context(), r, x.serve)
+	}
 	r.Body = orig
 	switch {
 	case x.rw.sent():
@@ -79,11 +99,25 @@ func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// the handler again, as at-least-once delivery allows.
 	case err == nil && x.ran:
 		// The handler sent nothing and net/http answers 200 for it.
+	case err == nil && out == revguard.Duplicate && kept != nil:
+		h.replay(w, x.sum, kept)
 	case err == nil:
 		h.drop(w, out)
 	default:
 		h.fail(w, err)
 	}
+}
+
+// serveReply is serve for WithReplay: the response it returns is kept with
+// the revision, unless it was streamed or too large to keep.
+func (x *exchange) serveReply(ctx context.Context, r *http.Request) ([]byte, error) {
+	if err := x.serve(ctx, r); err != nil {
+		return nil, err
+	}
+	if rec := x.rw.rec; rec.over || rec.streamed || x.rw.hijacked {
+		return nil, nil
+	}
+	return encodeReplay(x.sum, x.rw.code(), x.rw.Header(), x.keep, x.rw.rec.body), nil
 }
 
 // serve runs the inner handler as the guard's Handler. A panic is not

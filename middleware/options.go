@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-// Option configures HTTP, GitHubSignature or StripeSignature. Each option
+// Option configures HTTP or one of the signature middleware. Each option
 // says which of them it applies to; giving one to a middleware it does not
 // apply to panics when the middleware is built, so that a misplaced option
 // is found at start-up rather than ignored.
@@ -40,6 +40,16 @@ func (k kind) String() string {
 		return "StripeSignature"
 	case kindReadBody:
 		return "ReadBody"
+	case kindHMAC:
+		return "HMACSignature"
+	case kindSlack:
+		return "SlackSignature"
+	case kindShopify:
+		return "ShopifySignature"
+	case kindStandardWebhooks:
+		return "StandardWebhooks"
+	case kindStandardWebhooksPublicKey:
+		return "StandardWebhooksPublicKey"
 	}
 	return "kind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -54,6 +64,7 @@ type config struct {
 	tolerance  time.Duration
 	secrets    [][]byte
 	revisions  RevisionKind
+	replay     *replayConfig // nil unless WithReplay
 }
 
 // defaultConfig also serves extractors used without the middleware.
@@ -90,8 +101,7 @@ func (c *config) only(option string, ks ...kind) {
 
 // WithMaxBody sets the largest request body, in bytes, that the middleware
 // reads or lets the inner handler read; a larger one gets 413. It applies to
-// HTTP, GitHubSignature and StripeSignature. The default is DefaultMaxBody
-// (1 MiB).
+// HTTP and every signature middleware. The default is DefaultMaxBody (1 MiB).
 func WithMaxBody(n int64) Option {
 	if n <= 0 {
 		panic(fmt.Sprintf("middleware.WithMaxBody(%d): want a positive size", n))
@@ -146,14 +156,15 @@ func WithMaxFutureSkew(d time.Duration) Option {
 }
 
 // WithClock sets the clock that WithMaxFutureSkew and WithTolerance compare
-// with, for tests. It applies to HTTP and StripeSignature. The default is
-// time.Now.
+// with, for tests. It applies to HTTP and the signature middleware that
+// check a timestamp: StripeSignature, SlackSignature, StandardWebhooks,
+// StandardWebhooksPublicKey and HMACSignature. The default is time.Now.
 func WithClock(now func() time.Time) Option {
 	if now == nil {
 		panic("middleware.WithClock(nil)")
 	}
 	return func(c *config) {
-		c.only("WithClock", kindHTTP, kindStripe)
+		c.only("WithClock", kindHTTP, kindStripe, kindSlack, kindStandardWebhooks, kindStandardWebhooksPublicKey, kindHMAC)
 		c.now = now
 	}
 }
@@ -161,13 +172,15 @@ func WithClock(now func() time.Time) Option {
 // WithTolerance sets how far the timestamp a signature was made at may lie
 // from the clock, in either direction, so that a captured delivery cannot be
 // replayed later. It counts whole seconds, as the signature's timestamp
-// does. It applies to StripeSignature. The default is 5 minutes.
+// does. It applies to StripeSignature, SlackSignature, StandardWebhooks,
+// StandardWebhooksPublicKey, and HMACSignature with an HMACScheme.Timestamp.
+// The default is 5 minutes.
 func WithTolerance(d time.Duration) Option {
 	if d <= 0 {
 		panic(fmt.Sprintf("middleware.WithTolerance(%s): want a positive duration", d))
 	}
 	return func(c *config) {
-		c.only("WithTolerance", kindStripe)
+		c.only("WithTolerance", kindStripe, kindSlack, kindStandardWebhooks, kindStandardWebhooksPublicKey, kindHMAC)
 		c.tolerance = d
 	}
 }
@@ -175,7 +188,9 @@ func WithTolerance(d time.Duration) Option {
 // WithExtraSecrets makes a signature middleware accept signatures made with
 // any of secrets as well as with its own, so that a secret can be rotated
 // without refusing deliveries signed with the other one. It applies to
-// GitHubSignature and StripeSignature. The default is none.
+// every HMAC middleware: GitHubSignature, StripeSignature, SlackSignature,
+// ShopifySignature, StandardWebhooks (each secret in the form of its own,
+// "whsec_" and base64) and HMACSignature. The default is none.
 func WithExtraSecrets(secrets ...[]byte) Option {
 	for i, s := range secrets {
 		if len(s) == 0 {
@@ -188,7 +203,7 @@ func WithExtraSecrets(secrets ...[]byte) Option {
 		own[i] = append([]byte(nil), s...)
 	}
 	return func(c *config) {
-		c.only("WithExtraSecrets", kindGitHub, kindStripe)
+		c.only("WithExtraSecrets", kindGitHub, kindStripe, kindSlack, kindShopify, kindStandardWebhooks, kindHMAC)
 		c.secrets = append(c.secrets, own...)
 	}
 }

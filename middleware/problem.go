@@ -32,6 +32,7 @@ const (
 	typeLeaseLost       = rootDocs + "#ErrLeaseLost"
 	typeBodyTooLarge    = selfDocs + "#ErrBodyTooLarge"
 	typeBlank           = "about:blank"
+	typeMismatch        = selfDocs + "#WithReplay"
 )
 
 // WriteProblem answers with an RFC 9457 problem details object

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,8 +27,10 @@ import (
 //
 // It panics if secret is empty.
 func GitHubSignature(secret []byte, opts ...Option) func(http.Handler) http.Handler {
-	return signature(kindGitHub, secret, opts, "X-Hub-Signature-256", checkGitHub)
+	return hmacSignature(kindGitHub, secret, gitHubScheme, opts)
 }
+
+var gitHubScheme = compile(kindGitHub, HMACScheme{Header: "X-Hub-Signature-256", Prefix: "sha256="})
 
 // StripeSignature returns middleware that passes a request on only if its
 // header Stripe-Signature, "t=<unix seconds>,v1=<hex>[,v1=<hex>...]", holds a
@@ -43,31 +44,49 @@ func GitHubSignature(secret []byte, opts ...Option) func(http.Handler) http.Hand
 //
 // It panics if secret is empty.
 func StripeSignature(secret []byte, opts ...Option) func(http.Handler) http.Handler {
-	return signature(kindStripe, secret, opts, "Stripe-Signature", checkStripe)
+	cfg := newConfig(kindStripe, opts)
+	return verify(cfg, "HMAC-SHA256", "Stripe-Signature", secretsOf(cfg, secret), hmacMatches, checkStripe)
 }
 
-// A checker returns why the signature in header does not hold, or "".
-type checker func(v *verifier, header string, body []byte) string
+// A checker returns the header at fault ("" for the signature header) and
+// why its request's signature does not hold, or "" for the reason if it
+// does.
+type checker func(v *verifier, h http.Header, body []byte) (field, why string)
 
+// A matcher reports whether any of sigs is a signature of the content (the
+// concatenated parts) under any of keys.
+type matcher func(keys, sigs [][]byte, parts ...[]byte) bool
+
+// A verifier is the middleware every signature scheme shares: it reads the
+// body under the limit, lets the scheme's checker judge the request, and
+// answers 401 before anything reaches next.
 type verifier struct {
-	cfg     *config
-	secrets [][]byte
-	header  string // canonical
-	check   checker
-	next    http.Handler
+	cfg       *config
+	keys      [][]byte
+	header    string // canonical name of the signature header
+	challenge string // WWW-Authenticate
+	check     checker
+	match     matcher
+	next      http.Handler
 }
 
-func signature(k kind, secret []byte, opts []Option, header string, check checker) func(http.Handler) http.Handler {
+// secretsOf returns secret followed by WithExtraSecrets. It panics if secret
+// is empty.
+func secretsOf(cfg *config, secret []byte) [][]byte {
 	if len(secret) == 0 {
-		panic(fmt.Sprintf("middleware.%s: empty secret", k))
+		panic(fmt.Sprintf("middleware.%s: empty secret", cfg.kind))
 	}
-	cfg := newConfig(k, opts)
-	secrets := append([][]byte{append([]byte(nil), secret...)}, cfg.secrets...)
+	return append([][]byte{append([]byte(nil), secret...)}, cfg.secrets...)
+}
+
+func verify(cfg *config, alg, header string, keys [][]byte, match matcher, check checker) func(http.Handler) http.Handler {
+	header = http.CanonicalHeaderKey(header)
+	challenge := alg + ` header="` + header + `"`
 	return func(next http.Handler) http.Handler {
 		if next == nil {
-			panic(fmt.Sprintf("middleware.%s: nil http.Handler", k))
+			panic(fmt.Sprintf("middleware.%s: nil http.Handler", cfg.kind))
 		}
-		return &verifier{cfg: cfg, secrets: secrets, header: header, check: check, next: next}
+		return &verifier{cfg: cfg, keys: keys, header: header, challenge: challenge, check: check, match: match, next: next}
 	}
 }
 
@@ -92,20 +111,14 @@ func (v *verifier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var why string
-	switch val, ok, err := single(r.Header, v.header, "", nil); {
-	case err != nil:
-		why = err.(*FieldError).Reason
-	case !ok:
-		why = "missing"
-	default:
-		why = v.check(v, val, data)
-	}
-	if why != "" {
+	if field, why := v.check(v, r.Header, data); why != "" {
+		if field == "" {
+			field = v.header
+		}
 		// RFC 9110 wants a challenge with every 401; this one names the
 		// header the sender must sign with.
-		w.Header().Set("WWW-Authenticate", `HMAC-SHA256 header="`+v.header+`"`)
-		writeProblem(w, http.StatusUnauthorized, typeBlank, "Unauthorized", "header "+strconv.Quote(v.header)+": "+why)
+		w.Header().Set("WWW-Authenticate", v.challenge)
+		writeProblem(w, http.StatusUnauthorized, typeBlank, "Unauthorized", "header "+strconv.Quote(field)+": "+why)
 		return
 	}
 	v.next.ServeHTTP(w, r)
@@ -116,14 +129,25 @@ func (v *verifier) tooLarge(w http.ResponseWriter, detail string) {
 	writeProblem(w, http.StatusRequestEntityTooLarge, typeBodyTooLarge, "Request body too large", detail)
 }
 
-// matches reports, in constant time for each candidate, whether any of sigs
-// is the HMAC-SHA256 of the parts under any of the secrets.
-func (v *verifier) matches(sigs [][]byte, parts ...[]byte) bool {
-	var mac hash.Hash
+// value returns the one value of header name, or why there is none.
+func value(h http.Header, name string) (string, string) {
+	switch val, ok, err := single(h, name, "", nil); {
+	case err != nil:
+		return "", err.(*FieldError).Reason
+	case !ok:
+		return "", "missing"
+	default:
+		return val, ""
+	}
+}
+
+// hmacMatches reports, in constant time for each candidate, whether any of
+// sigs is the HMAC-SHA256 of the parts under any of the secrets.
+func hmacMatches(secrets, sigs [][]byte, parts ...[]byte) bool {
 	sum := make([]byte, 0, sha256.Size)
 	ok := false
-	for _, s := range v.secrets {
-		mac = hmac.New(sha256.New, s)
+	for _, s := range secrets {
+		mac := hmac.New(sha256.New, s)
 		for _, p := range parts {
 			mac.Write(p)
 		}
@@ -139,53 +163,45 @@ func (v *verifier) matches(sigs [][]byte, parts ...[]byte) bool {
 	return ok
 }
 
-func checkGitHub(v *verifier, header string, body []byte) string {
-	sig, err := parseGitHubSignature(header)
-	if err != nil {
-		return err.Error()
-	}
-	if !v.matches([][]byte{sig}, body) {
-		return "the signature does not match the body"
-	}
-	return ""
-}
-
-// parseGitHubSignature reads "sha256=<64 hex digits>".
-func parseGitHubSignature(h string) ([]byte, error) {
-	hexSig, ok := strings.CutPrefix(h, "sha256=")
-	if !ok {
-		return nil, errors.New(`want "sha256=" and 64 hexadecimal digits`)
-	}
-	if len(hexSig) != 2*sha256.Size {
-		return nil, fmt.Errorf("want 64 hexadecimal digits after sha256=, got %d characters", len(hexSig))
-	}
-	sig, err := hex.DecodeString(hexSig)
-	if err != nil {
-		return nil, errors.New("the signature is not hexadecimal")
-	}
-	return sig, nil
-}
-
-func checkStripe(v *verifier, header string, body []byte) string {
-	sh, err := parseStripeSignature(header)
-	if err != nil {
-		return err.Error()
-	}
-	if !v.matches(sh.v1, []byte(sh.t), []byte("."), body) {
-		return "no v1 signature matches the body"
-	}
-	// Checked after the signature, so that only holders of the secret learn
-	// about the receiver's clock.
-	// Seconds, since t has no finer grain; ParseInt bounded t, so the
-	// difference cannot overflow.
-	d := v.cfg.now().Unix() - sh.unix
+// stale returns why a signature made at Unix time unix is outside the
+// tolerance, or "". Callers check it after the signature, so that only
+// holders of the secret learn about the receiver's clock.
+func (v *verifier) stale(unix int64) string {
+	// Seconds, since the timestamp has no finer grain; parseUnix bounded
+	// unix, so the difference cannot overflow.
+	d := v.cfg.now().Unix() - unix
 	if d < 0 {
 		d = -d
 	}
 	if d > int64(v.cfg.tolerance/time.Second) {
-		return fmt.Sprintf("timestamp %d is %ds away from the receiver's clock, beyond the tolerance of %s", sh.unix, d, v.cfg.tolerance)
+		return fmt.Sprintf("timestamp %d is %ds away from the receiver's clock, beyond the tolerance of %s", unix, d, v.cfg.tolerance)
 	}
 	return ""
+}
+
+// parseUnix reads a non-negative Unix time in seconds, written in decimal
+// digits only.
+func parseUnix(s string) (int64, bool) {
+	if s == "" || len(s) > 19 || !text.AllDigits(s) {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	return n, err == nil
+}
+
+func checkStripe(v *verifier, h http.Header, body []byte) (string, string) {
+	val, why := value(h, v.header)
+	if why != "" {
+		return "", why
+	}
+	sh, err := parseStripeSignature(val)
+	if err != nil {
+		return "", err.Error()
+	}
+	if !v.match(v.keys, sh.v1, []byte(sh.t), []byte("."), body) {
+		return "", "no v1 signature matches the body"
+	}
+	return "", v.stale(sh.unix)
 }
 
 type stripeHeader struct {
@@ -210,11 +226,8 @@ func parseStripeSignature(h string) (stripeHeader, error) {
 			if hasT && val != sh.t {
 				return stripeHeader{}, errors.New("two different timestamps t")
 			}
-			if val == "" || len(val) > 19 || !text.AllDigits(val) {
-				return stripeHeader{}, fmt.Errorf("timestamp t=%s is not a Unix time in seconds", text.Quote(val))
-			}
-			n, err := strconv.ParseInt(val, 10, 64)
-			if err != nil {
+			n, ok := parseUnix(val)
+			if !ok {
 				return stripeHeader{}, fmt.Errorf("timestamp t=%s is not a Unix time in seconds", text.Quote(val))
 			}
 			sh.t, sh.unix, hasT = val, n, true

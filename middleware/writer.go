@@ -16,8 +16,9 @@ import (
 // duplex.
 type responseWriter struct {
 	w        http.ResponseWriter
-	status   int  // the final status sent; 0 before
-	hijacked bool // the handler took the connection
+	status   int        // the final status sent; 0 before
+	hijacked bool       // the handler took the connection
+	rec      *recording // the body kept for WithReplay; nil without it
 }
 
 var (
@@ -54,6 +55,9 @@ func (rw *responseWriter) Write(p []byte) (int, error) {
 	if rw.status == 0 {
 		rw.status = http.StatusOK
 	}
+	if rw.rec != nil {
+		rw.rec.write(p)
+	}
 	return rw.w.Write(p)
 }
 
@@ -63,6 +67,9 @@ func (rw *responseWriter) Unwrap() http.ResponseWriter { return rw.w }
 // FlushError is what http.ResponseController.Flush calls: it flushes the
 // writer underneath and returns its error, http.ErrNotSupported included.
 func (rw *responseWriter) FlushError() error {
+	if rw.rec != nil {
+		rw.rec.streamed = true // a streamed response is not replayed
+	}
 	err := http.NewResponseController(rw.w).Flush()
 	// A flush sends the header, with 200 if none was written.
 	if rw.status == 0 && !errors.Is(err, http.ErrNotSupported) {
@@ -80,6 +87,9 @@ func (rw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	c, b, err := http.NewResponseController(rw.w).Hijack()
 	if err == nil {
 		rw.hijacked = true
+		if rw.rec != nil {
+			rw.rec.streamed = true
+		}
 	}
 	return c, b, err
 }
@@ -87,6 +97,9 @@ func (rw *responseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // ReadFrom implements io.ReaderFrom, so that io.Copy from a file keeps
 // net/http's sendfile path.
 func (rw *responseWriter) ReadFrom(src io.Reader) (int64, error) {
+	if rw.rec != nil { // through Write, which keeps what it sends
+		return io.Copy(writerOnly{rw}, src)
+	}
 	var n int64
 	var err error
 	if rf, ok := rw.w.(io.ReaderFrom); ok {

@@ -1,0 +1,143 @@
+package middleware_test
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/revguard/revguard"
+	"github.com/revguard/revguard/backends/memstore"
+	"github.com/revguard/revguard/backends/redisstore"
+	"github.com/revguard/revguard/middleware"
+)
+
+// An API that creates orders, called with an Idempotency-Key: the key is
+// the entity, and every request under it is revision 1.
+func orderAPI(t *testing.T, store revguard.Store, opts ...middleware.Option) (http.Handler, *int) {
+	t.Helper()
+	g := revguard.New(store, middleware.Headers("Idempotency-Key", revHeader))
+	runs := new(int)
+	inner := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		*runs++
+		body, _ := middleware.ReadBody(r)
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Location", "/orders/7")
+		w.Header().Set("X-Request-Cost", "3") // not kept unless named
+		w.WriteHeader(http.StatusCreated)
+		_, _ = w.Write([]byte(`{"order":7,"request":` + string(body) + `}`))
+	})
+	return middleware.HTTP(g, append([]middleware.Option{middleware.WithReplay()}, opts...)...)(inner), runs
+}
+
+func postKey(h http.Handler, path, key, body string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+	r.Header.Set("Idempotency-Key", key)
+	r.Header.Set(revHeader, "1")
+	return serve(h, r)
+}
+
+func TestReplay(t *testing.T) {
+	for name, store := range map[string]func(t *testing.T) revguard.Store{
+		"memstore": func(*testing.T) revguard.Store { return memstore.New() },
+		"redisstore": func(t *testing.T) revguard.Store {
+			c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
+			t.Cleanup(func() { c.Close() })
+			return redisstore.New(c)
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			h, runs := orderAPI(t, store(t))
+			first := postKey(h, "/orders", "key-1", `{"sku":"A"}`)
+			require.Equal(t, http.StatusCreated, first.Code)
+			assert.Empty(t, first.Header().Get(middleware.ReplayedHeader))
+
+			again := postKey(h, "/orders", "key-1", `{"sku":"A"}`)
+			assert.Equal(t, http.StatusCreated, again.Code)
+			assert.Equal(t, first.Body.String(), again.Body.String(), "byte for byte")
+			assert.Equal(t, "application/json", again.Header().Get("Content-Type"))
+			assert.Equal(t, "/orders/7", again.Header().Get("Location"))
+			assert.Empty(t, again.Header().Get("X-Request-Cost"), "only the headers that describe the body")
+			assert.Equal(t, "true", again.Header().Get(middleware.ReplayedHeader))
+			assert.Equal(t, 1, *runs, "the handler does not run for a replay")
+
+			otherBody := postKey(h, "/orders", "key-1", `{"sku":"B"}`)
+			p := problemOf(t, otherBody, http.StatusUnprocessableEntity)
+			assert.Contains(t, p["detail"], "another method, path or body")
+			otherPath := postKey(h, "/refunds", "key-1", `{"sku":"A"}`)
+			problemOf(t, otherPath, http.StatusUnprocessableEntity)
+			assert.Equal(t, 1, *runs)
+
+			// Another key is another entity: its own first run.
+			assert.Equal(t, http.StatusCreated, postKey(h, "/orders", "key-2", `{"sku":"A"}`).Code)
+			assert.Equal(t, 2, *runs)
+		})
+	}
+}
+
+func TestReplayWithExtraHeaders(t *testing.T) {
+	h, _ := orderAPI(t, memstore.New(), middleware.WithReplayHeaders("x-request-cost"))
+	postKey(h, "/orders", "k", "{}")
+	again := postKey(h, "/orders", "k", "{}")
+	assert.Equal(t, "3", again.Header().Get("X-Request-Cost"))
+}
+
+// What cannot be kept gets the drop answer: the revision is recorded all
+// the same, so the handler does not run twice.
+func TestReplayNotKept(t *testing.T) {
+	t.Run("body over WithMaxReplayBody", func(t *testing.T) {
+		h, runs := orderAPI(t, memstore.New(), middleware.WithMaxReplayBody(8))
+		postKey(h, "/orders", "k", `{"sku":"A"}`)
+		again := postKey(h, "/orders", "k", `{"sku":"A"}`)
+		assert.Equal(t, http.StatusOK, again.Code)
+		assert.Equal(t, "duplicate", again.Header().Get(middleware.OutcomeHeader))
+		assert.Equal(t, 1, *runs)
+	})
+	t.Run("streamed", func(t *testing.T) {
+		g := revguard.New(memstore.New(), middleware.Headers("Idempotency-Key", revHeader))
+		runs := 0
+		h := middleware.HTTP(g, middleware.WithReplay())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			runs++
+			_, _ = w.Write([]byte("part"))
+			http.NewResponseController(w).Flush()
+		}))
+		postKey(h, "/", "k", "")
+		again := postKey(h, "/", "k", "")
+		assert.Equal(t, "duplicate", again.Header().Get(middleware.OutcomeHeader))
+		assert.Equal(t, 1, runs)
+	})
+	t.Run("store without payloads", func(t *testing.T) {
+		h, runs := orderAPI(t, struct{ revguard.Store }{memstore.New()})
+		postKey(h, "/orders", "k", "{}")
+		again := postKey(h, "/orders", "k", "{}")
+		assert.Equal(t, "duplicate", again.Header().Get(middleware.OutcomeHeader))
+		assert.Equal(t, 1, *runs)
+	})
+	t.Run("a 5xx keeps nothing, its retry's response is kept", func(t *testing.T) {
+		g := revguard.New(memstore.New(), middleware.Headers("Idempotency-Key", revHeader))
+		fail := true
+		h := middleware.HTTP(g, middleware.WithReplay())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if fail {
+				http.Error(w, "down", http.StatusServiceUnavailable)
+				return
+			}
+			_, _ = w.Write([]byte("done"))
+		}))
+		assert.Equal(t, http.StatusServiceUnavailable, postKey(h, "/", "k", "").Code)
+		fail = false
+		assert.Equal(t, "done", postKey(h, "/", "k", "").Body.String())
+		again := postKey(h, "/", "k", "")
+		assert.Equal(t, "done", again.Body.String())
+		assert.Equal(t, "true", again.Header().Get(middleware.ReplayedHeader))
+	})
+}
+
+func TestReplayOptionPanics(t *testing.T) {
+	assert.Panics(t, func() { middleware.WithMaxReplayBody(0) })
+	assert.Panics(t, func() { middleware.WithMaxReplayBody(middleware.DefaultMaxReplayBody + 1) })
+}
