@@ -108,7 +108,8 @@ func ed25519Matches(keys, sigs [][]byte, parts ...[]byte) bool {
 }
 
 // WebhookID returns an extractor for Standard Webhooks messages that are
-// each applied once: the key is the header webhook-id, unique to the message
+// each applied once, IDHeader("webhook-id"): the key is the header
+// webhook-id, unique to the message
 // and the same on every retry, and the revision is always 1. The guard then
 // applies the first delivery of each message and answers every later copy
 // as a Duplicate (200 with Revision-Outcome: duplicate, so the sender stops);
@@ -127,16 +128,5 @@ func ed25519Matches(keys, sigs [][]byte, parts ...[]byte) bool {
 func WebhookID() revguard.Extractor[*http.Request] { return webhookID }
 
 func webhookID(r *http.Request) (string, revguard.Revision, error) {
-	const field = `header "webhook-id"`
-	key, ok, err := single(r.Header, "Webhook-Id", field, revguard.ErrInvalidKey)
-	if err != nil {
-		return "", 0, err
-	}
-	if !ok {
-		return "", 0, &FieldError{Field: field, Reason: "missing", Err: revguard.ErrInvalidKey}
-	}
-	if err := checkKey(field, key); err != nil {
-		return "", 0, err
-	}
-	return key, 1, nil
+	return idHeader(r, "Webhook-Id", `header "webhook-id"`)
 }
