@@ -75,6 +75,13 @@ func (b *body) readSrc(p []byte) (int, error) {
 
 func (b *body) Close() error { return b.src.Close() }
 
+// rewind makes a body read whole read again from the start.
+func (b *body) rewind() {
+	if b.full {
+		b.off = 0
+	}
+}
+
 // readAll reads the whole body into buf and rewinds it.
 func (b *body) readAll(hint int64) ([]byte, error) {
 	if b.full {

@@ -66,7 +66,9 @@
 // commit (revguard.Payloads, revguard.Guard.HandleReply), and with 422 when
 // the repeat carries another method, path or body. Responses above
 // WithMaxReplayBody (64 KiB) or streamed with Flush or Hijack are not kept;
-// their repeats get the drop answer above.
+// their repeats get the drop answer above. A repeat that arrives while the
+// first is still running gets 409, or with WithWaitInFlight waits for the
+// first to finish and gets its response.
 //
 // # Bodies
 //

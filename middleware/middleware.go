@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/revguard/revguard"
 )
@@ -73,23 +74,21 @@ func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.body.src, x.noBody = http.NoBody, true
 	}
 	r.Body = &x.body
-	var out revguard.Outcome
-	var kept []byte
-	var err error
 	if h.cfg.replay != nil {
 		// The fingerprint covers the whole body, read once under the
 		// limit; the inner handler then reads it intact.
-		body, rerr := ReadBody(r)
-		if rerr != nil {
+		body, err := ReadBody(r)
+		if err != nil {
 			r.Body = orig
-			h.fail(w, rerr)
+			h.fail(w, err)
 			return
 		}
 		x.sum, x.keep = fingerprint(r, body), h.cfg.replay.headers
 		x.rw.rec = &recording{max: h.cfg.replay.maxBody}
-		out, kept, err = h.g.HandleReply(r.Context(), r, x.serveReply)
-	} else {
-		out, err = h.g.Handle(r.Context(), r, x.serve)
+	}
+	out, kept, err := h.decide(r, x)
+	if errors.Is(err, revguard.ErrInFlight) && h.cfg.waitInFlight > 0 {
+		out, kept, err = h.waitInFlight(r, x, err)
 	}
 	r.Body = orig
 	switch {
@@ -105,6 +104,45 @@ func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.drop(w, out)
 	default:
 		h.fail(w, err)
+	}
+}
+
+// decide runs the request through the guard, keeping the response with
+// WithReplay.
+func (h *guarded) decide(r *http.Request, x *exchange) (revguard.Outcome, []byte, error) {
+	if h.cfg.replay != nil {
+		return h.g.HandleReply(r.Context(), r, x.serveReply)
+	}
+	out, err := h.g.Handle(r.Context(), r, x.serve)
+	return out, nil, err
+}
+
+// waitInFlight asks the guard again, at growing intervals, while another
+// delivery of the entity holds its claim, for up to WithWaitInFlight: once
+// the first has finished, the repeat gets its kept response (or the drop
+// answer); if the first failed, the repeat's own claim runs the handler.
+func (h *guarded) waitInFlight(r *http.Request, x *exchange, err error) (revguard.Outcome, []byte, error) {
+	deadline := time.Now().Add(h.cfg.waitInFlight)
+	pause := 5 * time.Millisecond
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return 0, nil, err
+		}
+		t := time.NewTimer(min(pause, left))
+		select {
+		case <-r.Context().Done():
+			t.Stop()
+			return 0, nil, err
+		case <-t.C:
+		}
+		pause = min(2*pause, 250*time.Millisecond)
+		x.body.rewind() // an extractor that read it reads it again
+		out, kept, e := h.decide(r, x)
+		if !errors.Is(e, revguard.ErrInFlight) {
+			return out, kept, e
+		}
+		err = e
 	}
 }
 

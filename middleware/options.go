@@ -55,16 +55,17 @@ func (k kind) String() string {
 }
 
 type config struct {
-	kind       kind
-	maxBody    int64
-	drop       int
-	retryAfter string // whole seconds
-	skew       time.Duration
-	now        func() time.Time
-	tolerance  time.Duration
-	secrets    [][]byte
-	revisions  RevisionKind
-	replay     *replayConfig // nil unless WithReplay
+	kind         kind
+	maxBody      int64
+	drop         int
+	retryAfter   string // whole seconds
+	skew         time.Duration
+	now          func() time.Time
+	tolerance    time.Duration
+	secrets      [][]byte
+	revisions    RevisionKind
+	replay       *replayConfig // nil unless WithReplay
+	waitInFlight time.Duration
 }
 
 // defaultConfig also serves extractors used without the middleware.
@@ -236,4 +237,22 @@ func WithRevisions(k RevisionKind) Option {
 		panic(fmt.Sprintf("middleware: WithRevisions(%d): unknown kind", k))
 	}
 	return func(c *config) { c.revisions = k }
+}
+
+// WithWaitInFlight makes HTTP wait, up to d, when another delivery of the
+// entity holds its claim, instead of answering 409 at once: once the first
+// finishes, the repeat gets its response again (with WithReplay) or the drop
+// answer, which is what a client that retried a slow POST wants to see. If
+// the first fails, the repeat's own claim runs the handler. A request
+// cancelled meanwhile, or d running out, gets the 409 as before. Each
+// waiting request holds its connection and asks the store again at growing
+// intervals (5ms to 250ms). It applies to HTTP. The default is 0: no wait.
+func WithWaitInFlight(d time.Duration) Option {
+	if d < 0 {
+		panic(fmt.Sprintf("middleware.WithWaitInFlight(%s): want a positive duration", d))
+	}
+	return func(c *config) {
+		c.only("WithWaitInFlight", kindHTTP)
+		c.waitInFlight = d
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
@@ -140,4 +141,63 @@ func TestReplayNotKept(t *testing.T) {
 func TestReplayOptionPanics(t *testing.T) {
 	assert.Panics(t, func() { middleware.WithMaxReplayBody(0) })
 	assert.Panics(t, func() { middleware.WithMaxReplayBody(middleware.DefaultMaxReplayBody + 1) })
+}
+
+// A client that retries a slow POST while the first is still running gets
+// the first's response once it is done, rather than 409.
+func TestWaitInFlight(t *testing.T) {
+	build := func(opts ...middleware.Option) (http.Handler, chan struct{}, chan struct{}) {
+		g := revguard.New(memstore.New(), middleware.Headers("Idempotency-Key", revHeader))
+		started, release := make(chan struct{}, 1), make(chan struct{})
+		h := middleware.HTTP(g, opts...)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			started <- struct{}{}
+			<-release
+			w.WriteHeader(http.StatusCreated)
+			_, _ = w.Write([]byte("order 7"))
+		}))
+		return h, started, release
+	}
+	first := func(h http.Handler) chan *httptest.ResponseRecorder {
+		done := make(chan *httptest.ResponseRecorder, 1)
+		go func() { done <- postKey(h, "/orders", "k", "{}") }()
+		return done
+	}
+
+	t.Run("waits and replays", func(t *testing.T) {
+		h, started, release := build(middleware.WithReplay(), middleware.WithWaitInFlight(5*time.Second))
+		done := first(h)
+		<-started
+		repeat := make(chan *httptest.ResponseRecorder, 1)
+		go func() { repeat <- postKey(h, "/orders", "k", "{}") }()
+		time.Sleep(30 * time.Millisecond) // the repeat is waiting, not answered
+		select {
+		case w := <-repeat:
+			t.Fatalf("the repeat was answered %d while the first ran", w.Code)
+		default:
+		}
+		close(release)
+		assert.Equal(t, http.StatusCreated, (<-done).Code)
+		w := <-repeat
+		assert.Equal(t, http.StatusCreated, w.Code)
+		assert.Equal(t, "order 7", w.Body.String())
+		assert.Equal(t, "true", w.Header().Get(middleware.ReplayedHeader))
+	})
+	t.Run("gives up after d", func(t *testing.T) {
+		h, started, release := build(middleware.WithReplay(), middleware.WithWaitInFlight(40*time.Millisecond))
+		done := first(h)
+		<-started
+		w := postKey(h, "/orders", "k", "{}")
+		problemOf(t, w, http.StatusConflict)
+		assert.NotEmpty(t, w.Header().Get("Retry-After"))
+		close(release)
+		<-done
+	})
+	t.Run("without it, 409 at once", func(t *testing.T) {
+		h, started, release := build(middleware.WithReplay())
+		done := first(h)
+		<-started
+		problemOf(t, postKey(h, "/orders", "k", "{}"), http.StatusConflict)
+		close(release)
+		<-done
+	})
 }
