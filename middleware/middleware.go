@@ -153,7 +153,9 @@ func (x *exchange) serveReply(ctx context.Context, r *http.Request) ([]byte, err
 		return nil, err
 	}
 	if rec := x.rw.rec; rec.over || rec.streamed || x.rw.hijacked {
-		return nil, nil
+		// The fingerprint alone, so that a repeat with another request
+		// still gets 422.
+		return encodeReplay(x.sum, noResponse, nil, nil, nil), nil
 	}
 	return encodeReplay(x.sum, x.rw.code(), x.rw.Header(), x.keep, x.rw.rec.body), nil
 }

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+
+	"github.com/revguard/revguard"
 )
 
 // ReplayedHeader is set, to "true", on a response replayed to a repeat.
@@ -39,9 +41,11 @@ var replayHeaders = []string{"Content-Type", "Content-Encoding", "Content-Langua
 // What is not replayed gets today's answers: a stale delivery (nothing of
 // it was kept), a repeat of a revision applied without a kept response (a
 // response that committed but was streamed with Flush or Hijack, or whose
-// body was over WithMaxReplayBody, or one applied before replay was on), a
-// store that keeps no payloads, or a guard not in Claim mode. A repeat
-// while the first is in flight gets 409 as before. It applies to HTTP.
+// body was over WithMaxReplayBody: its fingerprint is kept all the same,
+// so another request still gets 422; or one applied before replay was
+// on), a store that keeps no payloads, or a guard not in Claim mode. A
+// repeat while the first is in flight gets 409 as before. It applies to
+// HTTP.
 func WithReplay() Option {
 	return func(c *config) {
 		c.only("WithReplay", kindHTTP)
@@ -115,8 +119,12 @@ func fingerprint(r *http.Request, body []byte) [sha256.Size]byte {
 
 // A kept response is encoded as: version 1, the fingerprint, the status
 // (uvarint), the number of header values, each as name and value with
-// uvarint lengths, and the body.
-const replayVersion = 1
+// uvarint lengths, and the body. Status noResponse keeps the fingerprint of
+// a request whose response was not kept.
+const (
+	replayVersion = 1
+	noResponse    = 0
+)
 
 func encodeReplay(sum [sha256.Size]byte, status int, h http.Header, names []string, body []byte) []byte {
 	b := make([]byte, 0, 1+len(sum)+8+len(body)+256)
@@ -156,7 +164,7 @@ func decodeReplay(b []byte) (keptResponse, error) {
 	copy(k.sum[:], b[1:])
 	b = b[1+sha256.Size:]
 	status, n := binary.Uvarint(b)
-	if n <= 0 || status < 100 || status > 999 {
+	if n <= 0 || (status != noResponse && (status < 100 || status > 999)) {
 		return k, errBadReplay
 	}
 	k.status, b = int(status), b[n:]
@@ -191,6 +199,10 @@ func (h *guarded) replay(w http.ResponseWriter, sum [sha256.Size]byte, kept []by
 	if !bytes.Equal(k.sum[:], sum[:]) {
 		writeProblem(w, http.StatusUnprocessableEntity, typeMismatch, "Idempotency key reused",
 			"this key and revision were applied for a request with another method, path or body; send a new revision for a new request")
+		return
+	}
+	if k.status == noResponse {
+		h.drop(w, revguard.Duplicate)
 		return
 	}
 	hd := w.Header()

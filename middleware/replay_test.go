@@ -98,6 +98,7 @@ func TestReplayNotKept(t *testing.T) {
 		assert.Equal(t, http.StatusOK, again.Code)
 		assert.Equal(t, "duplicate", again.Header().Get(middleware.OutcomeHeader))
 		assert.Equal(t, 1, *runs)
+		problemOf(t, postKey(h, "/orders", "k", `{"sku":"B"}`), http.StatusUnprocessableEntity)
 	})
 	t.Run("streamed", func(t *testing.T) {
 		g := revguard.New(memstore.New(), middleware.Headers("Idempotency-Key", revHeader))
