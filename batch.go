@@ -39,14 +39,9 @@ func (g *Guard[T]) HandleBatch(ctx context.Context, events []T, h Handler[T]) []
 		}
 		return results
 	}
-	var start time.Time
-	if g.watch {
-		start = time.Now()
-		if g.cfg.hooks.Begin != nil {
-			var end func()
-			ctx, end = g.begin(ctx, true, len(events))
-			defer end()
-		}
+	ctx, start, end := g.watchStart(ctx, true, len(events))
+	if end != nil {
+		defer end()
 	}
 	b := batch[T]{g: g, ctx: ctx, events: events, results: results, start: start}
 	if h == nil {

@@ -142,14 +142,9 @@ func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, 
 	if g.cfg.shadow {
 		return g.handleShadow(ctx, event, h)
 	}
-	var start time.Time
-	if g.watch {
-		start = time.Now()
-		if g.cfg.hooks.Begin != nil {
-			var end func()
-			ctx, end = g.begin(ctx, false, 1)
-			defer end()
-		}
+	ctx, start, end := g.watchStart(ctx, false, 1)
+	if end != nil {
+		defer end()
 	}
 	var one [1]job[T]
 	j := &one[0]

@@ -64,6 +64,17 @@ func (g *Guard[T]) storeStart() time.Time {
 	return time.Time{}
 }
 
+// watchStart reads the clock and calls the Begin hook for a call, when the
+// guard watches; end is nil when there is nothing to end.
+func (g *Guard[T]) watchStart(ctx context.Context, batch bool, events int) (context.Context, time.Time, func()) {
+	if !g.watch {
+		return ctx, time.Time{}, nil
+	}
+	start := time.Now()
+	ctx, end := g.begin(ctx, batch, events)
+	return ctx, start, end
+}
+
 // begin calls the Begin hook, if any; end is nil when there is none.
 func (g *Guard[T]) begin(ctx context.Context, batch bool, events int) (context.Context, func()) {
 	if g.cfg.hooks.Begin == nil {

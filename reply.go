@@ -2,7 +2,6 @@ package revguard
 
 import (
 	"context"
-	"time"
 )
 
 // A ReplyHandler is a Handler that also returns what it produced (an HTTP
@@ -36,14 +35,9 @@ func (g *Guard[T]) HandleReply(ctx context.Context, event T, h ReplyHandler[T]) 
 		})
 		return out, reply, err
 	}
-	var start time.Time
-	if g.watch {
-		start = time.Now()
-		if g.cfg.hooks.Begin != nil {
-			var end func()
-			ctx, end = g.begin(ctx, false, 1)
-			defer end()
-		}
+	ctx, start, end := g.watchStart(ctx, false, 1)
+	if end != nil {
+		defer end()
 	}
 	var one [1]job[T]
 	j := &one[0]

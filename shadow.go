@@ -2,7 +2,6 @@ package revguard
 
 import (
 	"context"
-	"time"
 )
 
 // handleShadow is Handle under WithShadow: the guard decides as usual, but
@@ -11,14 +10,9 @@ func (g *Guard[T]) handleShadow(ctx context.Context, event T, h Handler[T]) (Out
 	if h == nil {
 		return 0, errNilHandler
 	}
-	var start time.Time
-	if g.watch {
-		start = time.Now()
-		if g.cfg.hooks.Begin != nil {
-			var end func()
-			ctx, end = g.begin(ctx, false, 1)
-			defer end()
-		}
+	ctx, start, end := g.watchStart(ctx, false, 1)
+	if end != nil {
+		defer end()
 	}
 	ran := false
 	var herr error

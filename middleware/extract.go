@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -300,18 +301,7 @@ func JSONFields(keyField, revisionField string) revguard.Extractor[*http.Request
 	}
 	kf, rf := paths[0].field, paths[1].field
 	return func(r *http.Request) (string, revguard.Revision, error) {
-		doc, err := ReadBody(r)
-		if err != nil {
-			return "", 0, err
-		}
-		v, err := lookup(doc, paths)
-		if err != nil {
-			return "", 0, err
-		}
-		if isNull(v[0]) {
-			return "", 0, &FieldError{Field: kf, Reason: "missing", Err: revguard.ErrInvalidKey}
-		}
-		key, err := jsonKey(kf, v[0])
+		key, v, err := bodyKey(r, paths, kf)
 		if err != nil {
 			return "", 0, err
 		}
@@ -321,6 +311,24 @@ func JSONFields(keyField, revisionField string) revguard.Extractor[*http.Request
 		rev, err := jsonRevision(settings(r), rf, v[1])
 		return key, rev, err
 	}
+}
+
+// bodyKey reads the JSON body's values at paths, and the key at the first,
+// which must be there.
+func bodyKey(r *http.Request, paths []jsonPath, field string) (string, []json.RawMessage, error) {
+	doc, err := ReadBody(r)
+	if err != nil {
+		return "", nil, err
+	}
+	v, err := lookup(doc, paths)
+	if err != nil {
+		return "", nil, err
+	}
+	if isNull(v[0]) {
+		return "", nil, &FieldError{Field: field, Reason: "missing", Err: revguard.ErrInvalidKey}
+	}
+	key, err := jsonKey(field, v[0])
+	return key, v, err
 }
 
 // single returns the one value of header name; several values that differ

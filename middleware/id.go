@@ -56,18 +56,7 @@ func IDField(path string) revguard.Extractor[*http.Request] {
 	paths := []jsonPath{newPath("IDField", path, revguard.ErrInvalidKey)}
 	field := paths[0].field
 	return func(r *http.Request) (string, revguard.Revision, error) {
-		doc, err := ReadBody(r)
-		if err != nil {
-			return "", 0, err
-		}
-		v, err := lookup(doc, paths)
-		if err != nil {
-			return "", 0, err
-		}
-		if isNull(v[0]) {
-			return "", 0, &FieldError{Field: field, Reason: "missing", Err: revguard.ErrInvalidKey}
-		}
-		key, err := jsonKey(field, v[0])
+		key, _, err := bodyKey(r, paths, field)
 		if err != nil {
 			return "", 0, err
 		}
