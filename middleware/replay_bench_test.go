@@ -1,11 +1,8 @@
 package middleware_test
 
 import (
-	"bytes"
 	"io"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"testing"
 
 	"github.com/revguard/revguard"
@@ -26,37 +23,16 @@ func BenchmarkReplay(b *testing.B) {
 		w.WriteHeader(http.StatusCreated)
 		_, _ = w.Write([]byte(`{"order":7,"status":"created"}`))
 	})
-	payload := []byte(`{"id":"order-1","status":"paid"}`)
 	run := func(b *testing.B, h http.Handler, newRev bool) {
-		body := rewindBody{bytes.NewReader(payload)}
-		r := httptest.NewRequest(http.MethodPost, "/orders", nil)
-		r.Header.Set(keyHeader, "order-1")
-		revs := []string{"1"}
-		r.Header[revHeader] = revs
-		w := &discard{h: http.Header{}}
-		var rev uint64 = 1 << 40
-		send := func() {
-			revs[0] = strconv.FormatUint(rev, 10)
-			body.Reset(payload)
-			r.Body, r.ContentLength = body, int64(len(payload))
-			clear(w.h)
-			w.code = 0
-			h.ServeHTTP(w, r)
-			if w.code != http.StatusCreated {
-				b.Fatalf("status %d, want %d", w.code, http.StatusCreated)
-			}
-		}
+		s := newSender("/orders")
 		if !newRev {
-			send() // the one applied request that every other repeats
+			s.send(b, h, false, http.StatusCreated) // the one applied request that every other repeats
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if newRev {
-				rev++
-			}
-			send()
+			s.send(b, h, newRev, http.StatusCreated)
 		}
-		if !newRev && w.h.Get(middleware.ReplayedHeader) != "true" {
+		if !newRev && s.w.h.Get(middleware.ReplayedHeader) != "true" {
 			b.Fatal("the repeats were not replayed")
 		}
 	}

@@ -2,8 +2,6 @@ package memstore
 
 import (
 	"context"
-	"fmt"
-	"path"
 	"time"
 
 	"github.com/revguard/revguard"
@@ -32,8 +30,9 @@ func (s *Store) Inspect(ctx context.Context, ns, key string) (revguard.Entity, e
 // only while it copies that shard's matching entities, and calls fn with
 // no lock held, so fn may use the store.
 func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Entity) error) error {
-	if _, err := path.Match(match, ""); err != nil {
-		return fmt.Errorf("memstore: scan: pattern %s: %w", text.Quote(match), err)
+	matches, err := text.Matcher("memstore", match)
+	if err != nil {
+		return err
 	}
 	var page []revguard.Entity
 	for i := range s.shards {
@@ -47,10 +46,8 @@ func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Ent
 			if k.ns != ns {
 				continue
 			}
-			if match != "" {
-				if ok, _ := path.Match(match, k.key); !ok {
-					continue
-				}
+			if !matches(k.key) {
+				continue
 			}
 			if out, ok := s.entity(k.key, e); ok {
 				page = append(page, out)

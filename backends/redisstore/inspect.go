@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"fmt"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,7 +61,7 @@ func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Ent
 	if len(ns) > revguard.MaxNamespaceLen {
 		return fmt.Errorf("%w: namespace of %d bytes, above the limit of %d", revguard.ErrInvalidKey, len(ns), revguard.MaxNamespaceLen)
 	}
-	keep, err := matcher(match)
+	keep, err := text.Matcher("redisstore", match)
 	if err != nil {
 		return err
 	}
@@ -91,21 +90,6 @@ func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Ent
 		}
 	}
 	return nil
-}
-
-// matcher checks a path.Match pattern and returns the test it makes of a
-// key; "" keeps every key.
-func matcher(match string) (func(key string) bool, error) {
-	if _, err := path.Match(match, ""); err != nil {
-		return nil, fmt.Errorf("redisstore: scan: pattern %s: %w", text.Quote(match), err)
-	}
-	if match == "" {
-		return func(string) bool { return true }, nil
-	}
-	return func(key string) bool {
-		ok, _ := path.Match(match, key)
-		return ok
-	}, nil
 }
 
 // nodes returns the servers whose keys together are the store's: the

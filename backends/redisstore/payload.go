@@ -26,14 +26,7 @@ func (s *Store) CommitPayload(ctx context.Context, ns, key string, token revguar
 	}
 	name, _ := s.name(ns, key)
 	v, err := s.run(ctx, commitScript, []string{name}, s.ttlArg, token.String(), payload)
-	if err != nil {
-		return err
-	}
-	codes, err := ints(commitScript, v, 1)
-	if err != nil {
-		return err
-	}
-	return leaseError(commitScript, key, codes[0])
+	return commitAnswer(key, v, err)
 }
 
 // PeekPayload implements revguard.Payloads with peekpayload.lua.

@@ -286,6 +286,11 @@ func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token
 	t.token(token)
 	tv := t.values()
 	v, err := s.run(ctx, commitScript, tv[:1], s.ttlArg, &tv[1])
+	return commitAnswer(key, v, err)
+}
+
+// commitAnswer reads commit.lua's reply for key, with or without a payload.
+func commitAnswer(key string, v any, err error) error {
 	if err != nil {
 		return err
 	}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"path"
 	"time"
 
 	"github.com/revguard/revguard"
@@ -53,8 +52,9 @@ func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Ent
 	if len(ns) > revguard.MaxNamespaceLen {
 		return fmt.Errorf("sqlstore: namespace of %d bytes, above the limit of %d", len(ns), revguard.MaxNamespaceLen)
 	}
-	if _, err := path.Match(match, ""); err != nil {
-		return fmt.Errorf("sqlstore: scan: pattern %s: %w", text.Quote(match), err)
+	matches, err := text.Matcher("sqlstore", match)
+	if err != nil {
+		return err
 	}
 	nsArg := append(make([]byte, 0, len(ns)), ns...) // never nil, which a driver sends as NULL
 	after := []byte{}
@@ -84,10 +84,8 @@ func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Ent
 				if revguard.CheckKey(k) != nil {
 					continue // not a key the store wrote
 				}
-				if match != "" {
-					if ok, _ := path.Match(match, k); !ok {
-						continue
-					}
+				if !matches(k) {
+					continue
 				}
 				e, err := c.entity(k)
 				if err != nil {
