@@ -2,7 +2,6 @@ package middleware
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"net/http"
@@ -56,10 +55,8 @@ type exchange struct {
 	next   http.Handler
 	rw     responseWriter
 	body   body
-	noBody bool              // the request came without a body, and the inner handler must see it so
-	ran    bool              // the inner handler was called
-	sum    [sha256.Size]byte // WithReplay's fingerprint of the request
-	keep   []string          // WithReplay's headers
+	noBody bool // the request came without a body, and the inner handler must see it so
+	ran    bool // the inner handler was called
 }
 
 func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -83,8 +80,7 @@ func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.fail(w, err)
 			return
 		}
-		x.sum, x.keep = fingerprint(r, body), h.cfg.replay.headers
-		x.rw.rec = &recording{max: h.cfg.replay.maxBody}
+		x.rw.rec = &recording{sum: fingerprint(r, body), keep: h.cfg.replay.headers, max: h.cfg.replay.maxBody}
 	}
 	out, kept, err := h.decide(r, x)
 	if errors.Is(err, revguard.ErrInFlight) && h.cfg.waitInFlight > 0 {
@@ -99,7 +95,7 @@ func (h *guarded) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case err == nil && x.ran:
 		// The handler sent nothing and net/http answers 200 for it.
 	case err == nil && out == revguard.Duplicate && kept != nil:
-		h.replay(w, x.sum, kept)
+		h.replay(w, x.rw.rec.sum, kept)
 	case err == nil:
 		h.drop(w, out)
 	default:
@@ -155,9 +151,10 @@ func (x *exchange) serveReply(ctx context.Context, r *http.Request) ([]byte, err
 	if rec := x.rw.rec; rec.over || rec.streamed || x.rw.hijacked {
 		// The fingerprint alone, so that a repeat with another request
 		// still gets 422.
-		return encodeReplay(x.sum, noResponse, nil, nil, nil), nil
+		return encodeReplay(rec.sum, noResponse, nil, nil, nil), nil
 	}
-	return encodeReplay(x.sum, x.rw.code(), x.rw.Header(), x.keep, x.rw.rec.body), nil
+	rec := x.rw.rec
+	return encodeReplay(rec.sum, x.rw.code(), x.rw.Header(), rec.keep, rec.body), nil
 }
 
 // serve runs the inner handler as the guard's Handler. A panic is not

@@ -84,9 +84,12 @@ func WithReplayHeaders(names ...string) Option {
 	}
 }
 
-// recording is the response WithReplay is keeping, as the inner handler
-// writes it.
+// recording is what WithReplay keeps of one exchange: the request's
+// fingerprint, and the response as the inner handler writes it. The
+// exchange holds it only with WithReplay, so requests without pay nothing.
 type recording struct {
+	sum      [sha256.Size]byte
+	keep     []string // the headers kept with the response
 	max      int
 	body     []byte
 	over     bool // the body went past max: not kept
