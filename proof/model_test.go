@@ -175,16 +175,10 @@ func apply(s entity, in input) []outcome {
 				}
 			}
 		}
-		switch v := decide(s, in); v {
-		case revguard.Dup, revguard.Old:
-			return []outcome{{with(v), s}} // a drop is correct whoever holds the claim
-		case revguard.Gap, revguard.TooFar:
-			if s.claimed && s.ctok != in.tok {
-				// The contract names no precedence between a live claim
-				// and a refusal: both answers are allowed, neither
-				// changes anything.
-				return []outcome{{with(v), s}, {with(revguard.Busy), s}}
-			}
+		// The verdict against the applied revision comes first, whoever
+		// holds a claim (store.go): a drop is correct either way, and a
+		// refusal changes nothing.
+		if v := decide(s, in); v != revguard.Granted {
 			return []outcome{{with(v), s}}
 		}
 		n := s

@@ -83,7 +83,11 @@ func testSequential(t *testing.T, newStore func(*testing.T) revguard.Store) {
 	seq(kg, 3, 1, gap, none)
 	h.commit(kg, seq(kg, 1, 1, granted, none))
 	seq(kg, 3, 1, gap, at(1))
-	h.commit(kg, seq(kg, 2, 1, granted, at(1)))
+	// Gap is decided before the claim: while another token holds 2, 4 is
+	// a Gap, not Busy.
+	held := seq(kg, 2, 1, granted, at(1))
+	seq(kg, 4, 1, gap, at(1))
+	h.commit(kg, held)
 	h.commit(kg, seq(kg, 3, 1, granted, at(2)))
 	h.peek(kg, at(3))
 
@@ -129,6 +133,13 @@ func testMaxStep(t *testing.T, newStore func(*testing.T) revguard.Store) {
 	step(k, 1010, 5, true, granted, at(1005))
 	h.peek(k, at(1010))
 	step(k, 1011, 1, false, granted, at(1010))
+
+	// The verdict against the applied revision comes before the claim:
+	// while another token holds 1011, a revision too far above 1010 is
+	// TooFar, not Busy, and changes nothing.
+	step(k, 1020, 5, false, tooFar, at(1010))
+	step(k, 1020, 5, true, tooFar, at(1010))
+	step(k, 1012, 5, false, busy, at(1010))
 }
 
 func testAdvance(t *testing.T, newStore func(*testing.T) revguard.Store) {

@@ -86,17 +86,13 @@ func (m *model) claim(req revguard.Request) (revguard.State, []revguard.Verdict)
 		v = granted
 	}
 
-	// Dropping a duplicate or a stale revision is right whoever holds a
-	// claim. One token names one claim: holding revision r does not let it
-	// claim another.
+	// The verdict against the applied revision comes first, whoever holds
+	// a claim: only a request that would be granted meets the claim. One
+	// token names one claim: holding revision r does not let it claim
+	// another.
 	sameClaim := e.claimed && e.holder == req.Token && e.claimRev == req.Rev
-	if e.claimed && !sameClaim && v != dup && v != old {
-		if v == granted {
-			return before, []revguard.Verdict{busy}
-		}
-		// The contract says in flight; a store that decides the revision
-		// first and says gap or too far refuses it just as well.
-		return before, []revguard.Verdict{v, busy}
+	if v == granted && e.claimed && !sameClaim {
+		return before, []revguard.Verdict{busy}
 	}
 	if v != granted {
 		return before, []revguard.Verdict{v}
