@@ -8,7 +8,8 @@ import (
 )
 
 // TestConformance runs the suite every revguard store passes on miniredis,
-// on a real redis-server and on a real Redis Cluster.
+// on a real redis-server, through Redis Sentinel and on a real Redis Cluster
+// whose masters have replicas.
 func TestConformance(t *testing.T) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {

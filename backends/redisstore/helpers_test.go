@@ -18,12 +18,16 @@ type backend struct {
 	client func(t testing.TB) redis.UniversalClient
 }
 
-// backends are miniredis, always, and the shared servers when they are set.
+// backends are miniredis, always, and the shared servers when they are set:
+// the single redis-server, the Sentinel group's master reached both ways
+// users configure Sentinel, and the cluster.
 // A missing server turns into a skipped (or failed) subtest, not a missing
 // one.
 var backends = []backend{
 	{"miniredis", func(t testing.TB) redis.UniversalClient { return miniClient(t, miniredis.RunT(t)) }},
 	{"server", func(t testing.TB) redis.UniversalClient { return serverClient(t) }},
+	{"sentinel", func(t testing.TB) redis.UniversalClient { return sentinelClient(t) }},
+	{"sentinel-universal", func(t testing.TB) redis.UniversalClient { return sentinelUniversalClient(t) }},
 	{"cluster", func(t testing.TB) redis.UniversalClient { return clusterClient(t) }},
 }
 
@@ -43,6 +47,27 @@ func serverClient(t testing.TB) *redis.Client {
 	t.Helper()
 	addr := testenv.Server(t, testenv.RedisAddr, "a redis-server")
 	c := redis.NewClient(&redis.Options{Addr: addr})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// sentinelClient reaches the master through the Sentinels, as
+// redis.NewFailoverClient does.
+func sentinelClient(t testing.TB) *redis.Client {
+	t.Helper()
+	sentinels, master := testenv.Sentinel(t)
+	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: master, SentinelAddrs: sentinels})
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// sentinelUniversalClient reaches the master through the Sentinels as
+// redis.NewUniversalClient does when given a master name, the other way
+// users configure Sentinel.
+func sentinelUniversalClient(t testing.TB) redis.UniversalClient {
+	t.Helper()
+	sentinels, master := testenv.Sentinel(t)
+	c := redis.NewUniversalClient(&redis.UniversalOptions{MasterName: master, Addrs: sentinels})
 	t.Cleanup(func() { _ = c.Close() })
 	return c
 }

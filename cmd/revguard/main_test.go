@@ -103,6 +103,7 @@ type fixtureMaker struct {
 // not configured skip (or fail, under REVGUARD_REQUIRE_SERVERS=1).
 var fixtures = []fixtureMaker{
 	{"redis", redisFixture},
+	{"sentinel", sentinelFixture},
 	{"cluster", clusterFixture},
 	{"postgres", postgresFixture},
 	{"mysql", mysqlFixture},
@@ -123,6 +124,14 @@ func forFixtures(t *testing.T, fn func(t *testing.T, f *fixture)) {
 func redisFixture(t *testing.T) *fixture {
 	addr := testenv.Server(t, testenv.RedisAddr, "a redis-server")
 	return redisFixtureOn(t, redis.NewClient(&redis.Options{Addr: addr}), "redis://"+addr)
+}
+
+// sentinelFixture points the command at the master through its Sentinels,
+// as redis+sentinel://s1,s2,s3/MASTER does.
+func sentinelFixture(t *testing.T) *fixture {
+	sentinels, master := testenv.Sentinel(t)
+	c := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: master, SentinelAddrs: sentinels})
+	return redisFixtureOn(t, c, "redis+sentinel://"+strings.Join(sentinels, ",")+"/"+master)
 }
 
 func clusterFixture(t *testing.T) *fixture {

@@ -10,6 +10,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 
@@ -18,7 +19,14 @@ import (
 
 // The variables scripts/servers.sh prints.
 const (
-	RedisAddr     = "REVGUARD_REDIS_ADDR"
+	RedisAddr = "REVGUARD_REDIS_ADDR"
+	// RedisSentinel lists Sentinels, host:port separated by commas; they
+	// monitor a master with a replica.
+	RedisSentinel = "REVGUARD_REDIS_SENTINEL"
+	// RedisMaster is the name RedisSentinel's Sentinels know the master by.
+	RedisMaster = "REVGUARD_REDIS_MASTER"
+	// RedisCluster lists seed nodes of a cluster of 3 masters with a replica
+	// each; after a failover a seed may be a replica.
 	RedisCluster  = "REVGUARD_REDIS_CLUSTER"
 	RedisCluster1 = "REVGUARD_REDIS_CLUSTER1" // a one-node cluster: scripts/servers.sh start -cluster1
 	Postgres      = "REVGUARD_POSTGRES_DSN"
@@ -48,6 +56,18 @@ func Server(tb testing.TB, env, what string) string {
 		Missing(tb, env+" is not set (the address of "+what+")")
 	}
 	return v
+}
+
+// Sentinel returns the addresses of the Sentinels and the name of the
+// master they monitor, or ends tb with Missing.
+func Sentinel(tb testing.TB) (sentinels []string, master string) {
+	tb.Helper()
+	addrs := Server(tb, RedisSentinel, "the Redis Sentinels")
+	master = os.Getenv(RedisMaster)
+	if master == "" {
+		Missing(tb, RedisMaster+" is not set (the name of the master the Sentinels monitor)")
+	}
+	return strings.Split(addrs, ","), master
 }
 
 // Unique returns prefix followed by n random bytes in hex, for namespaces,
