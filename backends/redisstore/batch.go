@@ -59,6 +59,7 @@ func (s *Store) plan(n int, name func(i int) (string, uint16, claimParams)) []*c
 
 // exec runs sc for every call: one call on its own, several in one pipeline,
 // which a cluster client splits by node and sends to the nodes in parallel.
+// It returns when ctx ends if that comes first (deadline.go).
 func (s *Store) exec(ctx context.Context, sc script, calls []*call) error {
 	if len(calls) == 1 {
 		c := calls[0]
@@ -66,6 +67,15 @@ func (s *Store) exec(ctx context.Context, sc script, calls []*call) error {
 		c.reply, err = s.run(ctx, sc, c.keys, c.args...)
 		return err
 	}
+	_, err := within(s, ctx, func() (struct{}, error) { return struct{}{}, s.pipelined(ctx, sc, calls) })
+	if err != nil && err == ctx.Err() { // abandoned: pipelined's own errors say what failed
+		return endedError(ctx, sc.name, err)
+	}
+	return err
+}
+
+// pipelined runs sc for every call in one pipeline.
+func (s *Store) pipelined(ctx context.Context, sc script, calls []*call) error {
 	cmds := make([]*redis.Cmd, len(calls))
 	_, _ = s.client.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, c := range calls {
@@ -93,7 +103,7 @@ func (s *Store) exec(ctx context.Context, sc script, calls []*call) error {
 	for i, cmd := range cmds {
 		v, err := cmd.Result()
 		if err != nil {
-			return s.scriptError(sc, calls[i].keys, err)
+			return s.callError(ctx, sc, calls[i].keys, err)
 		}
 		calls[i].reply = v
 	}
@@ -137,18 +147,39 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revg
 	}
 	v := t.values()
 	calls := s.plan(n, func(i int) (string, uint16, claimParams) { return v[i], slots[i], paramsOf(&reqs[i]) })
+	advance := false
 	for _, c := range calls {
 		c.args = c.p.appendArgs(make([]any, 0, 5+2*len(c.idx)), s.ttlArg)
 		for _, i := range c.idx {
 			c.args = append(c.args, &v[n+2*i], &v[n+2*i+1])
 		}
+		advance = advance || c.p.flags&1 != 0
 	}
-	if err := s.exec(ctx, claimScript, calls); err != nil {
+	// With WithWait, a batch that advances waits for its writes, and that
+	// covers its drops too; one that only claims confirms its drops after.
+	var err error
+	if s.wait.on() && advance {
+		err = s.durably(ctx, claimScript, calls)
+	} else {
+		err = s.exec(ctx, claimScript, calls)
+	}
+	if err != nil {
 		return nil, err
 	}
+	var drops []string
 	for _, c := range calls {
-		err := claimReplies(c.reply, c.keys, func(j int, r revguard.Reply) { out[c.idx[j]] = r })
+		err := claimReplies(c.reply, c.keys, func(j int, r revguard.Reply) {
+			out[c.idx[j]] = r
+			if s.wait.on() && !advance && dropped(r.Verdict) {
+				drops = append(drops, c.keys[j])
+			}
+		})
 		if err != nil {
+			return nil, err
+		}
+	}
+	if len(drops) > 0 {
+		if err := s.confirm(ctx, claimScript, drops); err != nil {
 			return nil, err
 		}
 	}
@@ -191,7 +222,13 @@ func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]e
 			c.args = append(c.args, &v[n+i])
 		}
 	}
-	if err := s.exec(ctx, commitScript, calls); err != nil {
+	var err error
+	if s.wait.on() {
+		err = s.durably(ctx, commitScript, calls)
+	} else {
+		err = s.exec(ctx, commitScript, calls)
+	}
+	if err != nil {
 		return nil, err
 	}
 	for _, c := range calls {

@@ -184,3 +184,125 @@ func BenchmarkBatch(b *testing.B) {
 		eventsPerSec(b, n)
 	})
 }
+
+// interleaved runs b.N operations in g goroutines, each alternating
+// between op(false, ...) and op(true, ...), and reports the mean time of
+// each kind and their ratio. On a shared machine the load drifts from one
+// second to the next; two kinds measured in alternation drift together, so
+// their ratio holds where two benchmarks run apart would not.
+func interleaved(b *testing.B, g int, names [2]string, op func(second bool, id int, i int) error) {
+	var (
+		ids   atomic.Int32
+		total [2]atomic.Int64 // nanoseconds
+		count [2]atomic.Int64
+	)
+	body := func(next func() bool) {
+		id := int(ids.Add(1))
+		for i := 0; next(); i++ {
+			k := i % 2
+			start := time.Now()
+			if err := op(k == 1, id, i/2); err != nil {
+				b.Error(err)
+				return
+			}
+			total[k].Add(int64(time.Since(start)))
+			count[k].Add(1)
+		}
+	}
+	b.ReportAllocs()
+	if g == 1 { // RunParallel runs at least GOMAXPROCS goroutines
+		n := 0
+		body(func() bool { n++; return n <= b.N })
+	} else {
+		b.SetParallelism((g + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+		b.RunParallel(func(pb *testing.PB) { body(pb.Next) })
+	}
+	var mean [2]float64
+	for k := range mean {
+		mean[k] = float64(total[k].Load()) / float64(max(count[k].Load(), 1))
+		b.ReportMetric(mean[k], "ns/"+names[k])
+	}
+	b.ReportMetric(mean[1]/mean[0], names[1]+"/"+names[0])
+}
+
+// BenchmarkDeadline measures what ending every call with its context
+// costs: Handle in Claim mode, alternating a context that never ends, which
+// the store passes to go-redis as it is, with one that can: with a
+// deadline, or cancellable only. The store runs each call of the second
+// kind on a goroutine of its own, to return when the context ends, except
+// with a deadline on a client with ContextTimeoutEnabled, which ends the
+// call at the deadline itself.
+//
+//	go test -run '^$' -bench Deadline -count 5 ./backends/redisstore/
+func BenchmarkDeadline(b *testing.B) {
+	addr := serverClient(b).Options().Addr
+	prefix := uniquePrefix()
+	extract := func(e benchEvent) (string, revguard.Revision, error) { return e.key, e.rev, nil }
+	h := func(context.Context, benchEvent) error { return nil }
+	for _, enabled := range []bool{false, true} {
+		c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 64, ContextTimeoutEnabled: enabled})
+		b.Cleanup(func() { _ = c.Close() })
+		b.Cleanup(func() { deleteKeys(c, prefix) })
+		for _, kind := range []string{"cancellable", "deadline"} {
+			for _, g := range []int{1, 64} {
+				b.Run(fmt.Sprintf("ContextTimeoutEnabled=%t/%s/g=%d", enabled, kind, g), func(b *testing.B) {
+					guard := revguard.New(New(c, WithPrefix(prefix)), extract)
+					ending, cancel := context.WithCancel(context.Background())
+					if kind == "deadline" {
+						ending, cancel = context.WithTimeout(context.Background(), time.Hour)
+					}
+					defer cancel()
+					r := run()
+					interleaved(b, g, [2]string{"background", kind}, func(second bool, id, i int) error {
+						ctx, k := context.Background(), "b"
+						if second {
+							ctx, k = ending, "e"
+						}
+						key := "deadline:" + r + ":" + k + strconv.Itoa(id)
+						out, err := guard.Handle(ctx, benchEvent{key, revguard.Revision(i + 1)}, h)
+						if err == nil && out != revguard.Applied {
+							err = fmt.Errorf("Handle = %s", out)
+						}
+						return err
+					})
+				})
+			}
+		}
+	}
+}
+
+// BenchmarkWait measures what WithWait(1, ...) costs a decision: Handle,
+// alternating a guard on a store without it and one on a store with it,
+// against a master and a replica of the benchmark's own.
+//
+//	go test -run '^$' -bench Wait -count 5 ./backends/redisstore/
+func BenchmarkWait(b *testing.B) {
+	master, _ := startReplicated(b)
+	c := master.client(func(o *redis.Options) { o.PoolSize = 64 })
+	extract := func(e benchEvent) (string, revguard.Revision, error) { return e.key, e.rev, nil }
+	h := func(context.Context, benchEvent) error { return nil }
+	ctx := context.Background()
+	for _, mode := range []revguard.Mode{revguard.Claim, revguard.AtMostOnce} {
+		for _, g := range []int{1, 16} {
+			b.Run(fmt.Sprintf("%s/g=%d", mode, g), func(b *testing.B) {
+				guards := [2]*revguard.Guard[benchEvent]{
+					revguard.New(New(c), extract, revguard.WithMode(mode)),
+					revguard.New(New(c, WithWait(1, time.Second)), extract, revguard.WithMode(mode)),
+				}
+				r := run()
+				interleaved(b, g, [2]string{"handle", "handle-wait"}, func(second bool, id, i int) error {
+					k := 0
+					if second {
+						k = 1
+					}
+					key := "wait:" + r + ":" + strconv.Itoa(k) + ":" + strconv.Itoa(id)
+					out, err := guards[k].Handle(ctx, benchEvent{key, revguard.Revision(i + 1)}, h)
+					if err == nil && out != revguard.Applied {
+						err = fmt.Errorf("Handle = %s", out)
+					}
+					return err
+				})
+			})
+		}
+	}
+}

@@ -106,7 +106,22 @@
 //
 // Replication is asynchronous: after a failover (Sentinel or Cluster) the
 // new master may lack writes the old one acknowledged, the same loss as a
-// crash. WAIT (after a call, on the same connection) narrows that window
-// but does not close it. A maxmemory-policy that can evict the store's keys
-// loses revisions silently; Preflight reports it.
+// crash, and the events of those commits apply again when redelivered.
+// WithWait(n, timeout) narrows that: every write that records a revision
+// sends WAIT on its own connection, in the same round trip, and fails with
+// ErrNotReplicated unless n replicas have it in time, so that the consumer
+// acknowledges only events whose revision a replica holds; a drop
+// (Duplicate, Stale) is confirmed the same way. It does not close the
+// window: the replica Sentinel or Cluster promotes may not be one that
+// acknowledged, and WAIT says the replicas received the write, not that it
+// reached their disks (WithWaitAOF, on Redis 7.2 and newer, does). A
+// maxmemory-policy that can evict the store's keys loses revisions
+// silently; Preflight reports it.
+//
+// # Deadlines
+//
+// Every call returns when its context ends, with an error wrapping
+// context.DeadlineExceeded or context.Canceled, also when the server has
+// stopped answering, whatever the client's ContextTimeoutEnabled (see New
+// for what that costs and when it is free).
 package redisstore

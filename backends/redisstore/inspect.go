@@ -68,7 +68,7 @@ func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Ent
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	nodes, err := s.nodes(ctx)
+	nodes, err := within(s, ctx, func() ([]redis.Cmdable, error) { return s.nodes(ctx) })
 	if err != nil {
 		return fmt.Errorf("redisstore: scan: listing the servers: %w", err)
 	}
@@ -76,7 +76,11 @@ func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Ent
 	for _, c := range nodes {
 		var cursor uint64
 		for {
-			names, next, err := c.Scan(ctx, cursor, pattern, scanCount).Result()
+			page, err := within(s, ctx, func() (scanReply, error) {
+				names, next, err := c.Scan(ctx, cursor, pattern, scanCount).Result()
+				return scanReply{names, next}, err
+			})
+			names, next := page.names, page.next
 			if err != nil {
 				return fmt.Errorf("redisstore: scan: %w", err)
 			}
@@ -90,6 +94,11 @@ func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Ent
 		}
 	}
 	return nil
+}
+
+type scanReply struct {
+	names []string
+	next  uint64
 }
 
 // nodes returns the servers whose keys together are the store's: the
@@ -157,13 +166,19 @@ func (s *Store) scanPage(ctx context.Context, c redis.Cmdable, ns string, names 
 	}
 	cmds := make([]*redis.SliceCmd, len(page))
 	var now *redis.TimeCmd
-	_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, f := range page {
-			cmds[i] = p.HMGet(ctx, f.name, "rev", "claim")
-		}
-		now = p.Time(ctx)
-		return nil
+	_, err := within(s, ctx, func() (struct{}, error) {
+		_, _ = c.Pipelined(ctx, func(p redis.Pipeliner) error {
+			for i, f := range page {
+				cmds[i] = p.HMGet(ctx, f.name, "rev", "claim")
+			}
+			now = p.Time(ctx)
+			return nil
+		})
+		return struct{}{}, nil
 	})
+	if err != nil {
+		return fmt.Errorf("redisstore: scan: %w", err)
+	}
 	t, err := now.Result()
 	if err != nil {
 		return fmt.Errorf("redisstore: scan: reading the server's TIME: %w", err)

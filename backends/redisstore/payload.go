@@ -25,7 +25,9 @@ func (s *Store) CommitPayload(ctx context.Context, ns, key string, token revguar
 		return err
 	}
 	name, _ := s.name(ns, key)
-	v, err := s.run(ctx, commitScript, []string{name}, s.ttlArg, token.String(), payload)
+	// A copy: a call its context abandons may still send it after the
+	// caller has reused payload.
+	v, err := s.write(ctx, commitScript, []string{name}, s.ttlArg, token.String(), string(payload))
 	return commitAnswer(key, v, err)
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,9 +24,22 @@ var ErrUnsafeConfig = errors.New("redisstore: unsafe Redis configuration")
 //   - a maxmemory-policy of volatile-* together with WithTTL: Redis evicts
 //     the store's keys, which all have a TTL, before it runs out.
 //
+// With WithWait or WithWaitAOF it also returns an error for each master on
+// which every write would fail: one wrapping ErrNotReplicated when fewer
+// replicas are online (INFO replication) than the option waits for, one
+// wrapping ErrNoWaitAOF when WithWaitAOF meets a server before 7.2, and
+// one when WithWaitAOF waits for the master's own fsync and appendonly is
+// off.
+//
 // On Redis Cluster it checks every master. It returns another error when
 // the settings cannot be read. Call it at startup; it is not needed for the
 // store to work.
+//
+// It does not check the client's ContextTimeoutEnabled: the store ends
+// every call when its context ends whatever the client's options (see New),
+// so a consumer bounds a stuck server with its context alone. The option
+// only spares the store a goroutine for a call whose context has a
+// deadline.
 func (s *Store) Preflight(ctx context.Context) error {
 	var (
 		mu   sync.Mutex
@@ -42,11 +56,14 @@ func (s *Store) Preflight(ctx context.Context) error {
 	var err error
 	switch c := s.client.(type) {
 	case *redis.ClusterClient:
-		err = c.ForEachMaster(ctx, each)
+		_, err = within(s, ctx, func() (struct{}, error) { return struct{}{}, c.ForEachMaster(ctx, each) })
 	case *redis.Ring:
-		err = c.ForEachShard(ctx, each)
+		_, err = within(s, ctx, func() (struct{}, error) { return struct{}{}, c.ForEachShard(ctx, each) })
 	default:
-		err = s.preflight(ctx, c, "")
+		return s.preflight(ctx, c, "")
+	}
+	if err != nil && err == ctx.Err() {
+		return endedError(ctx, "preflight", err) // the abandoned calls may still add to errs
 	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("redisstore: preflight: %w", err))
@@ -59,7 +76,21 @@ func (s *Store) preflight(ctx context.Context, c redis.Cmdable, addr string) err
 	if addr != "" {
 		at = " on " + addr
 	}
-	info, err := c.Info(ctx, "memory").Result()
+	err := s.evictions(ctx, c, at)
+	if s.wait.on() {
+		err = errors.Join(err, s.durable(ctx, c, at))
+	}
+	return err
+}
+
+// info reads one section of INFO, or returns when ctx ends.
+func (s *Store) info(ctx context.Context, c redis.Cmdable, section string) (string, error) {
+	return within(s, ctx, func() (string, error) { return c.Info(ctx, section).Result() })
+}
+
+// evictions checks the maxmemory-policy.
+func (s *Store) evictions(ctx context.Context, c redis.Cmdable, at string) error {
+	info, err := s.info(ctx, c, "memory")
 	if err != nil {
 		return fmt.Errorf("redisstore: preflight%s: reading INFO memory: %w", at, err)
 	}
@@ -76,6 +107,67 @@ func (s *Store) preflight(ctx context.Context, c redis.Cmdable, addr string) err
 			ErrUnsafeConfig, at, policy, s.ttl)
 	}
 	return nil
+}
+
+// durable checks what WithWait or WithWaitAOF needs of a master.
+func (s *Store) durable(ctx context.Context, c redis.Cmdable, at string) error {
+	var errs []error
+	if s.wait.aof {
+		srv, err := s.info(ctx, c, "server")
+		if err != nil {
+			return fmt.Errorf("redisstore: preflight%s: reading INFO server: %w", at, err)
+		}
+		version, _ := infoField(srv, "redis_version")
+		if !atLeast(version, 7, 2) {
+			return fmt.Errorf("%w%s: the server is Redis %s, and %s would fail every write", ErrNoWaitAOF, at, version, s.wait)
+		}
+		if s.wait.local > 0 {
+			p, err := s.info(ctx, c, "persistence")
+			if err != nil {
+				return fmt.Errorf("redisstore: preflight%s: reading INFO persistence: %w", at, err)
+			}
+			if aof, _ := infoField(p, "aof_enabled"); aof != "1" {
+				errs = append(errs, fmt.Errorf("redisstore: preflight%s: appendonly is off, and %s waits for the master's own fsync: every write would fail", at, s.wait))
+			}
+		}
+	}
+	if s.wait.replicas > 0 {
+		repl, err := s.info(ctx, c, "replication")
+		if err != nil {
+			return fmt.Errorf("redisstore: preflight%s: reading INFO replication: %w", at, err)
+		}
+		if role, _ := infoField(repl, "role"); role != "master" {
+			errs = append(errs, fmt.Errorf("redisstore: preflight%s: the server is a %s, and %s needs the master", at, role, s.wait))
+		} else if n := onlineReplicas(repl); n < s.wait.replicas {
+			errs = append(errs, fmt.Errorf("%w%s: %d replicas are online, and %s waits for %d: every write would fail",
+				ErrNotReplicated, at, n, s.wait, s.wait.replicas))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// onlineReplicas counts the lines "slaveN:...,state=online,..." of INFO
+// replication: a replica still loading its first copy does not answer WAIT.
+func onlineReplicas(info string) int {
+	n := 0
+	for line := range strings.SplitSeq(info, "\n") {
+		if strings.HasPrefix(line, "slave") && strings.Contains(line, ",state=online,") {
+			n++
+		}
+	}
+	return n
+}
+
+// atLeast reports whether version, "major.minor.patch", is at least
+// major.minor.
+func atLeast(version string, major, minor int) bool {
+	parts := strings.SplitN(version, ".", 3)
+	if len(parts) < 2 {
+		return false
+	}
+	ma, err1 := strconv.Atoi(parts[0])
+	mi, err2 := strconv.Atoi(parts[1])
+	return err1 == nil && err2 == nil && (ma > major || ma == major && mi >= minor)
 }
 
 // infoField returns the value of field in the text INFO replies.

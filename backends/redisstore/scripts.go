@@ -39,6 +39,8 @@ var (
 	inspectSrc string
 	//go:embed lua/peekpayload.lua
 	peekPayloadSrc string
+	//go:embed lua/touch.lua
+	touchSrc string
 )
 
 // script is a Lua script and the name its errors carry.
@@ -58,15 +60,33 @@ var (
 	inspectScript = script{"inspect", redis.NewScript(inspectSrc)}
 
 	peekPayloadScript = script{"peek payload", redis.NewScript(peekPayloadSrc)}
+	touchScript       = script{"touch", redis.NewScript(touchSrc)}
 )
 
-// run runs sc on keys, loading it when the server does not have it.
+// run runs sc on keys, loading it when the server does not have it, and
+// returns when ctx ends if that comes first (deadline.go).
 func (s *Store) run(ctx context.Context, sc script, keys []string, args ...any) (any, error) {
-	v, err := sc.Run(ctx, s.client, keys, args...).Result()
+	var (
+		v   any
+		err error
+	)
+	if s.direct(ctx) {
+		v, err = sc.Run(ctx, s.client, keys, args...).Result()
+	} else {
+		v, err = bounded(ctx, func() (any, error) { return sc.Run(ctx, s.client, keys, args...).Result() })
+	}
 	if err != nil {
-		return nil, s.scriptError(sc, keys, err)
+		return nil, s.callError(ctx, sc, keys, err)
 	}
 	return v, nil
+}
+
+// callError is scriptError, or, once ctx has ended, the context's error.
+func (s *Store) callError(ctx context.Context, sc script, keys []string, err error) error {
+	if e := endedError(ctx, sc.name, err); e != nil {
+		return e
+	}
+	return s.scriptError(sc, keys, err)
 }
 
 // scriptError gives err the context of the call that failed: the script and,

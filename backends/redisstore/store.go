@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -29,6 +30,11 @@ type Store struct {
 	ttl    time.Duration
 	ttlArg any // ttl in milliseconds as the scripts take it, "0" for none; boxed once, not per call
 	group  grouping
+
+	wait        durability // WithWait, WithWaitAOF
+	waitOptions int        // how many of them turned waiting on
+
+	clientDeadlines bool // the client has ContextTimeoutEnabled (deadline.go)
 }
 
 var (
@@ -87,7 +93,27 @@ func (s *Store) Expires() bool { return s.ttl > 0 }
 // New returns a store that keeps its entities in client: a *redis.Client
 // (also a Sentinel failover client), a *redis.ClusterClient or a
 // *redis.Ring. It does no I/O; call Preflight to check the server's
-// settings. It panics if client is nil.
+// settings. It panics if client is nil, or if WithWait or WithWaitAOF is
+// given with another client type or with the other.
+//
+// Every call returns when its context ends, with an error wrapping the
+// context's (context.DeadlineExceeded or context.Canceled), whatever the
+// client's options. go-redis on its own ignores a context's deadline
+// unless the client has ContextTimeoutEnabled, and a cancellation always
+// once the command is sent, so a call to a server that stopped answering
+// would wait for ReadTimeout (5s by default), then retry. The store runs
+// such a call on a goroutine of its own and returns when the context ends,
+// leaving the call to go-redis, which ends it after ReadTimeout and drops
+// its result; the connection it holds meanwhile is out of the pool. Like
+// every error of the store, this one means that the call may or may not
+// take effect, and a retry is safe. That costs a goroutine and a wake-up
+// per call, which a lone consumer with its server on the same machine
+// feels (about a third of a Handle) and many consumers, or a network, do
+// not. A context that cannot end (context.Background) costs nothing; nor
+// does one with a deadline on a client with ContextTimeoutEnabled, which
+// ends the call at the deadline itself: there a cancellation before the
+// deadline ends the call at the deadline or after ReadTimeout, whichever
+// is sooner, as it does go-redis's own commands.
 func New(client redis.UniversalClient, opts ...Option) *Store {
 	switch c := client.(type) {
 	case nil:
@@ -112,18 +138,33 @@ func New(client redis.UniversalClient, opts ...Option) *Store {
 		}
 		o(s)
 	}
+	if s.waitOptions > 1 {
+		panic("redisstore: New: WithWait and WithWaitAOF together (WithWaitAOF's replicas already wait for the replicas)")
+	}
+	if s.wait.on() {
+		switch client.(type) {
+		case *redis.Client, *redis.ClusterClient, *redis.Ring:
+		default:
+			panic(fmt.Sprintf("redisstore: New: %s needs a *redis.Client, *redis.ClusterClient or *redis.Ring, to send WAIT to the master that took each write; not a %T", s.wait, client))
+		}
+	}
 	s.ttlArg = "0"
 	if s.ttl > 0 {
 		s.ttlArg = strconv.FormatInt(millis(s.ttl), 10)
 	}
-	switch client.(type) {
+	switch c := client.(type) {
 	case *redis.Client:
 		s.group = groupAll
+		s.clientDeadlines = c.Options().ContextTimeoutEnabled
 	case *redis.ClusterClient:
 		s.group = groupSlot
-	default:
+		s.clientDeadlines = c.Options().ContextTimeoutEnabled
+	case *redis.Ring:
 		// A Ring shards by its own hash of the key, which a batch cannot
 		// follow; neither can a client this package does not know.
+		s.group = groupNone
+		s.clientDeadlines = c.Options().ContextTimeoutEnabled
+	default:
 		s.group = groupNone
 	}
 	return s
@@ -159,7 +200,15 @@ func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply
 	v := t.values()
 	keys := v[:1]
 	args := append(paramsOf(&req).appendArgs(make([]any, 0, 7), s.ttlArg), &v[1], &v[2])
-	reply, err := s.run(ctx, claimScript, keys, args...)
+	var (
+		reply any
+		err   error
+	)
+	if s.wait.on() && req.Advance {
+		reply, err = s.write(ctx, claimScript, keys, args...)
+	} else {
+		reply, err = s.run(ctx, claimScript, keys, args...)
+	}
 	if err != nil {
 		return revguard.Reply{}, err
 	}
@@ -167,8 +216,17 @@ func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply
 	if err := claimReplies(reply, keys, func(_ int, x revguard.Reply) { r = x }); err != nil {
 		return revguard.Reply{}, err
 	}
+	if s.wait.on() && !req.Advance && dropped(r.Verdict) {
+		if err := s.confirm(ctx, claimScript, keys); err != nil {
+			return revguard.Reply{}, err
+		}
+	}
 	return r, nil
 }
+
+// dropped reports whether v lets the guard acknowledge an event without
+// running it: an answer that WithWait confirms.
+func dropped(v revguard.Verdict) bool { return v == revguard.Dup || v == revguard.Old }
 
 // claimParams are the values of a request that claim.lua takes once per
 // call, since the requests of a batch nearly always share them: sending
@@ -285,20 +343,41 @@ func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token
 	t.name(s, ns, key)
 	t.token(token)
 	tv := t.values()
-	v, err := s.run(ctx, commitScript, tv[:1], s.ttlArg, &tv[1])
+	v, err := s.write(ctx, commitScript, tv[:1], s.ttlArg, &tv[1])
 	return commitAnswer(key, v, err)
 }
 
+// write is run for a script that records a revision: with WithWait it
+// also waits for the replicas. When the script ran and the wait failed, it
+// returns the script's reply with the error, so that an answer that
+// nothing was written can stand.
+func (s *Store) write(ctx context.Context, sc script, keys []string, args ...any) (any, error) {
+	if !s.wait.on() {
+		return s.run(ctx, sc, keys, args...)
+	}
+	c := &call{keys: keys, args: args}
+	err := s.durably(ctx, sc, []*call{c})
+	if err != nil && !errors.Is(err, ErrNotReplicated) && !errors.Is(err, ErrNoWaitAOF) {
+		return nil, err // c may still be written by a call ctx abandoned
+	}
+	return c.reply, err
+}
+
 // commitAnswer reads commit.lua's reply for key, with or without a payload.
+// A refusal stands over a failed wait (WithWait): it wrote nothing to wait
+// for.
 func commitAnswer(key string, v any, err error) error {
-	if err != nil {
+	if err != nil && v == nil {
 		return err
 	}
-	codes, err := ints(commitScript, v, 1)
-	if err != nil {
-		return err
+	codes, rerr := ints(commitScript, v, 1)
+	if rerr != nil {
+		return cmp.Or(err, rerr)
 	}
-	return leaseError(commitScript, key, codes[0])
+	if lost := leaseError(commitScript, key, codes[0]); lost != nil {
+		return lost
+	}
+	return err
 }
 
 // Release implements revguard.Store with release.lua.
@@ -347,7 +426,7 @@ func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) 
 		return err
 	}
 	name, _ := s.name(ns, key)
-	v, err := s.run(ctx, setScript, []string{name}, uint64(rev), s.ttlArg)
+	v, err := s.write(ctx, setScript, []string{name}, uint64(rev), s.ttlArg)
 	if err != nil {
 		return err
 	}
@@ -368,7 +447,7 @@ func (s *Store) Forget(ctx context.Context, ns, key string) error {
 		return err
 	}
 	name, _ := s.name(ns, key)
-	v, err := s.run(ctx, forgetScript, []string{name})
+	v, err := s.write(ctx, forgetScript, []string{name})
 	if err != nil {
 		return err
 	}
