@@ -13,6 +13,7 @@ import (
 
 	toxiproxy "github.com/Shopify/toxiproxy/v2"
 	"github.com/Shopify/toxiproxy/v2/toxics"
+	"github.com/go-sql-driver/mysql"
 	"github.com/redis/go-redis/v9"
 	"github.com/revguard/revguard"
 	"github.com/revguard/revguard/backends/redisstore"
@@ -29,7 +30,9 @@ import (
 func init() {
 	logrus.SetLevel(logrus.PanicLevel) // toxiproxy logs every connection, and every refused one
 	redis.SetLogger(quiet{})           // go-redis logs every failed dial during outages
+	_ = mysql.SetLogger(quiet{})       // go-sql-driver logs every broken connection
 	toxics.Register("swallow", new(swallowToxic))
+	toxics.Register("armcommit", new(commitToxic))
 }
 
 // swallowToxic drops server replies while swallowArmed is above zero, one
@@ -82,6 +85,7 @@ func takeSwallow() bool {
 type quiet struct{}
 
 func (quiet) Printf(context.Context, string, ...any) {}
+func (quiet) Print(...any)                           {}
 
 // faultProxy is one toxiproxy proxy in front of a server.
 type faultProxy struct {
@@ -101,8 +105,9 @@ func newFaultProxy(t testing.TB, upstream string) *faultProxy {
 	}
 	t.Cleanup(p.Stop)
 	f := &faultProxy{t: t, p: p}
-	// Always present, so that arming it needs no change to the chain.
+	// Always present, so that arming them needs no change to the chain.
 	f.add(`{"name": "swallow", "type": "swallow", "stream": "downstream"}`)
+	f.add(`{"name": "armcommit", "type": "armcommit", "stream": "upstream"}`)
 	return f
 }
 
@@ -245,10 +250,44 @@ func faultyRedis(addr string) *redis.Client {
 	})
 }
 
-// TestProofFaults runs the storm through toxiproxy: against a redis-server
-// of the test's own (restarted mid-run) and against PostgreSQL (the shared
-// server, not restarted; a restart of a PostgreSQL of the test's own is in
-// TestProofPostgresRestart).
+// mysqlTimeouts sets go-sql-driver's dial, read and write timeouts on a
+// MySQL DSN. The read timeout is not optional under faults: the driver
+// sends COMMIT without the caller's context, so a COMMIT whose reply is
+// lost would be waited for as long as the connection stays open (toxiproxy
+// keeps it open; so does a network that drops packets), whatever the
+// context's deadline. It also bounds how long a transaction whose reply was
+// lost holds its row locks (until the client gives up and the server rolls
+// it back): the storms keep it below their lease, so that such a
+// transaction does not block the renewals of the claim on those rows until
+// the lease runs out.
+func mysqlTimeouts(dsn string, read time.Duration) string {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return dsn // openDB reports it
+	}
+	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = 2*time.Second, read, read
+	return cfg.FormatDSN()
+}
+
+// viaProxy returns the MySQL DSN dsn with its address replaced by a
+// toxiproxy in front of it, and the timeouts set.
+func viaProxy(t *testing.T, dsn string, read time.Duration) (proxied string, px *faultProxy) {
+	t.Helper()
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatalf("%s: %v", envMySQL, err)
+	}
+	if cfg.Net != "tcp" {
+		t.Fatalf("%s: the faults need a TCP address to put a proxy in front of, not %s", envMySQL, cfg.Net)
+	}
+	px = newFaultProxy(t, cfg.Addr)
+	cfg.Addr = px.addr()
+	return mysqlTimeouts(cfg.FormatDSN(), read), px
+}
+
+// TestProofFaults runs the storm through toxiproxy: against a redis-server,
+// a PostgreSQL and a MariaDB of the test's own, each restarted mid-run, and
+// against the shared PostgreSQL and MariaDB, not restarted.
 func TestProofFaults(t *testing.T) {
 	cfg := defaultStorm()
 	// The outage outlasts go-redis's retries (about half a second), so that
@@ -358,6 +397,58 @@ func TestProofFaults(t *testing.T) {
 				var counts faultCounts
 				r, _ := runStorm(t, o.store, mode, cfg, fx, schedule(px, &counts, 0, nil, nil))
 				checkStorm(t, "postgres via toxiproxy", counts.String(), mode, r)
+			})
+		}
+	})
+	t.Run("mariadb-restart", func(t *testing.T) {
+		my := startMariaDB(t)
+		px := newFaultProxy(t, my.addr())
+		dsn := mysqlTimeouts(my.dsn(px.addr()), cfg.lease/2)
+		for _, mode := range []revguard.Mode{revguard.Claim, revguard.AtMostOnce, revguard.Transactional} {
+			t.Run(mode.String(), func(t *testing.T) {
+				restart := func() (down, up time.Time) {
+					my.kill() // SIGKILL: InnoDB recovers from its redo log on start
+					down = time.Now()
+					time.Sleep(outage)
+					up = time.Now()
+					if err := my.start(); err != nil {
+						t.Errorf("restarting MariaDB: %v", err)
+					}
+					t.Logf("MariaDB answered %s after it was started again (InnoDB crash recovery included)", time.Since(up).Round(time.Millisecond))
+					return down, up
+				}
+				db := openDB(t, "mysql", dsn, "MariaDB of the test's own, via toxiproxy")
+				o := openSQL(t, db, sqlstore.MySQL)
+				var fx effectLog
+				if mode == revguard.Transactional {
+					fx = o.effects(t)
+				}
+				var counts faultCounts
+				var out outages
+				r, log := runStorm(t, o.store, mode, cfg, fx, schedule(px, &counts, 300*time.Millisecond, restart, &out))
+				checkStorm(t, "mariadb via toxiproxy", counts.String(), mode, r)
+				failed := checkOutages(t, log, &out)
+				outageTable.add(t, "mariadb", mode, "innodb_flush_log_at_trx_commit=1, crash (SIGKILL)", failed, 0)
+				if counts.restarts.Load() == 0 {
+					t.Errorf("the storm ended before the server was restarted")
+				}
+			})
+		}
+	})
+	t.Run("mariadb", func(t *testing.T) {
+		shared := server(t, envMySQL, "MariaDB")
+		for _, mode := range []revguard.Mode{revguard.Claim, revguard.AtMostOnce, revguard.Transactional} {
+			t.Run(mode.String(), func(t *testing.T) {
+				dsn, px := viaProxy(t, shared, cfg.lease/2)
+				db := openDB(t, "mysql", dsn, "MariaDB via toxiproxy")
+				o := openSQL(t, db, sqlstore.MySQL)
+				var fx effectLog
+				if mode == revguard.Transactional {
+					fx = o.effects(t)
+				}
+				var counts faultCounts
+				r, _ := runStorm(t, o.store, mode, cfg, fx, schedule(px, &counts, 0, nil, nil))
+				checkStorm(t, "mariadb via toxiproxy", counts.String(), mode, r)
 			})
 		}
 	})

@@ -2,6 +2,7 @@ package proof
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"net"
 	"os"
@@ -50,9 +51,9 @@ const (
 )
 
 // startRedis starts a redis-server on a free port with the given
-// persistence, and kills it when t ends. It skips t when redis-server is
+// persistence and extra arguments, and kills it when t ends. It skips t when redis-server is
 // not installed, unless servers are required.
-func startRedis(t testing.TB, persistence string) *redisServer {
+func startRedis(t testing.TB, persistence string, extra ...string) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -69,6 +70,7 @@ func startRedis(t testing.TB, persistence string) *redisServer {
 	default:
 		r.args = append(r.args, "--appendonly", "no")
 	}
+	r.args = append(r.args, extra...)
 	r.start()
 	t.Cleanup(r.kill)
 	return r
@@ -196,4 +198,162 @@ func (p *pgServer) start() {
 func (p *pgServer) stop(mode string) {
 	argv := append(append([]string{}, p.as...), filepath.Join(p.bin, "pg_ctl"), "-D", p.data(), "-m", mode, "-w", "stop")
 	_ = exec.Command(argv[0], argv[1:]...).Run()
+}
+
+// myServer is a MariaDB of the test's own, durable as a production server
+// is configured (innodb_flush_log_at_trx_commit=1: the redo log is on disk
+// before a commit's reply), which it may kill with SIGKILL and start again:
+// InnoDB then recovers from its redo log. The shared MariaDB flushes once a
+// second, and is never restarted.
+type myServer struct {
+	bin  string
+	port int
+	dir  string
+	args []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{} // closed once cmd has been waited for
+}
+
+// startMariaDB installs a MariaDB data directory in a temporary directory
+// (owned by the user mysql when run as root, as mariadbd refuses to run as
+// root) and starts mariadbd on a free port of 127.0.0.1, with a database
+// proof and a user revguard. It skips t when MariaDB is not installed,
+// unless servers are required.
+func startMariaDB(t testing.TB) *myServer {
+	t.Helper()
+	find := func(name string) string {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+		if p := filepath.Join("/usr/sbin", name); fileExists(p) {
+			return p // mariadbd lives in sbin, which a user's PATH may lack
+		}
+		testenv.Missing(t, name+" is not installed (the MariaDB restart needs a server of its own)")
+		return ""
+	}
+	bin, install := find("mariadbd"), find("mariadb-install-db")
+	var user []string
+	root := os.Geteuid() == 0
+	if root {
+		if err := exec.Command("id", "-u", "mysql").Run(); err != nil {
+			testenv.Missing(t, "the user mysql does not exist (mariadbd will not run as root)")
+		}
+		user = []string{"--user=mysql"}
+	}
+	// Not t.TempDir: its parent is private to root, and mariadbd runs as
+	// mysql.
+	dir, err := os.MkdirTemp("", "revguard-proof-my-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	// The init file runs at every start, before the server takes
+	// connections: the user exists by the time a ping succeeds.
+	initSQL := `CREATE DATABASE IF NOT EXISTS proof;
+CREATE USER IF NOT EXISTS 'revguard'@'127.0.0.1' IDENTIFIED BY 'revguard';
+GRANT ALL ON proof.* TO 'revguard'@'127.0.0.1';
+`
+	if err := os.WriteFile(filepath.Join(dir, "init.sql"), []byte(initSQL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if root {
+		if out, err := exec.Command("chown", "-R", "mysql", dir).CombinedOutput(); err != nil {
+			t.Fatalf("chown %s: %v: %s", dir, err, out)
+		}
+	}
+	data := filepath.Join(dir, "data")
+	argv := append([]string{"--no-defaults"}, user...)
+	argv = append(argv, "--datadir="+data, "--skip-test-db")
+	if out, err := exec.Command(install, argv...).CombinedOutput(); err != nil {
+		t.Fatalf("%s %s: %v\n%s", install, strings.Join(argv, " "), err, out)
+	}
+	m := &myServer{bin: bin, port: freePort(t), dir: dir}
+	// --no-defaults first: nothing from /etc/mysql (the system's socket,
+	// its port) applies to this server.
+	m.args = append(append([]string{"--no-defaults"}, user...),
+		"--datadir="+data, "--port="+strconv.Itoa(m.port), "--bind-address=127.0.0.1",
+		"--socket="+filepath.Join(dir, "sock"), "--pid-file="+filepath.Join(dir, "pid"),
+		"--log-error="+filepath.Join(dir, "error.log"), "--init-file="+filepath.Join(dir, "init.sql"),
+		"--innodb-flush-log-at-trx-commit=1", "--innodb-buffer-pool-size=64M", "--max-connections=300")
+	t.Cleanup(m.kill)
+	if err := m.start(); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func (m *myServer) addr() string { return fmt.Sprintf("127.0.0.1:%d", m.port) }
+
+// dsn returns the DSN of database proof on the server, or through a proxy
+// in front of it.
+func (m *myServer) dsn(proxy string) string {
+	if proxy == "" {
+		proxy = m.addr()
+	}
+	return fmt.Sprintf("revguard:revguard@tcp(%s)/proof", proxy)
+}
+
+// start starts mariadbd and waits until it answers a ping as revguard:
+// after a SIGKILL that includes InnoDB's crash recovery. It returns an
+// error if mariadbd exits or does not answer within a minute (it may run on
+// a goroutine of the fault schedule, which must not call t.Fatal).
+func (m *myServer) start() error {
+	m.mu.Lock()
+	cmd := exec.Command(m.bin, m.args...)
+	if err := cmd.Start(); err != nil {
+		m.mu.Unlock()
+		return fmt.Errorf("starting mariadbd: %w", err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	m.cmd, m.exited = cmd, exited
+	m.mu.Unlock()
+	db, err := sql.Open("mysql", m.dsn("")+"?timeout=200ms")
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		err := db.PingContext(ctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-exited:
+			log, _ := os.ReadFile(filepath.Join(m.dir, "error.log"))
+			return fmt.Errorf("mariadbd on port %d exited while starting: %v\n%s", m.port, err, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(filepath.Join(m.dir, "error.log"))
+			return fmt.Errorf("mariadbd on port %d did not answer in a minute: %v\n%s", m.port, err, log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// kill ends mariadbd with SIGKILL, as a crash would (no InnoDB shutdown,
+// no flush of the buffer pool), and waits for it.
+func (m *myServer) kill() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.cmd == nil {
+		return
+	}
+	_ = m.cmd.Process.Kill()
+	<-m.exited
+	m.cmd = nil
 }

@@ -1,13 +1,16 @@
 package proof
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/url"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Shopify/toxiproxy/v2/toxics"
 	"github.com/revguard/revguard"
 	"github.com/revguard/revguard/backends/redisstore"
 	"github.com/revguard/revguard/backends/sqlstore"
@@ -27,6 +30,73 @@ func swallowNext(t *testing.T) func() {
 		swallowArmed.Store(0)
 		if swallowed.Load() == before {
 			t.Fatalf("no reply was swallowed: the test tested nothing")
+		}
+	}
+}
+
+// swallowNextCommit makes the proxy drop the reply to the next MySQL
+// COMMIT (see commitToxic) and returns a function that reports whether it
+// did.
+func swallowNextCommit(t *testing.T) func() {
+	t.Helper()
+	before := swallowed.Load()
+	commitArmed.Store(true)
+	return func() {
+		t.Helper()
+		commitArmed.Store(false)
+		swallowArmed.Store(0)
+		if swallowed.Load() == before {
+			t.Fatalf("no COMMIT reply was swallowed: the test tested nothing")
+		}
+	}
+}
+
+// commitToxic watches the requests to a MySQL server and, while
+// commitArmed is set, arms swallowToxic as a COMMIT goes by, so that the
+// next reply, the COMMIT's (the protocol answers one command at a time on
+// a connection), is lost after the server executed it.
+type commitToxic struct{}
+
+var commitArmed atomic.Bool
+
+// sendsCommit reports whether a chunk of requests holds the packet
+// go-sql-driver sends for Tx.Commit: a COM_QUERY (0x03) of "COMMIT". Other
+// packets may come before it in the chunk (a COM_STMT_CLOSE, which has no
+// reply); each starts with its length (3 bytes, little-endian) and a
+// sequence number.
+func sendsCommit(b []byte) bool {
+	for len(b) >= 4 {
+		n := int(b[0]) | int(b[1])<<8 | int(b[2])<<16
+		if len(b) < 4+n {
+			return false
+		}
+		if bytes.Equal(b[4:4+n], []byte("\x03COMMIT")) {
+			return true
+		}
+		b = b[4+n:]
+	}
+	return false
+}
+
+func (*commitToxic) Pipe(stub *toxics.ToxicStub) {
+	for {
+		select {
+		case <-stub.Interrupt:
+			return
+		case c := <-stub.Input:
+			if c == nil {
+				stub.Close()
+				return
+			}
+			if commitArmed.Load() && sendsCommit(c.Data) && commitArmed.CompareAndSwap(true, false) {
+				swallowArmed.Store(1)
+			}
+			select {
+			case stub.Output <- c:
+			case <-stub.Interrupt:
+				stub.Output <- c
+				return
+			}
 		}
 	}
 }
@@ -173,24 +243,95 @@ func TestProofSwallowedReplyPostgres(t *testing.T) {
 	db := openDB(t, "pgx", u.String(), "PostgreSQL via toxiproxy")
 	db.SetMaxOpenConns(1) // one connection, whose statements the warm-ups prepare
 	o := openSQL(t, db, sqlstore.Postgres)
-	fx := o.effects(t).(*sqlEffects)
-	ns := unique("swallow-")
-	ctx := context.Background()
-
-	cases := []struct {
-		mode revguard.Mode
-		// armAt says when the reply to lose is next: before the claim
-		// (or advance), or from inside the handler, so that it is the
-		// reply to the commit.
-		armInHandler bool
-		want         revguard.Outcome // on redelivery
-		wantRuns     int64
-	}{
+	swallowSQL(t, "postgres", o, swallowNext, []swallowCase{
 		{revguard.Claim, true, revguard.Duplicate, 1},
 		{revguard.Transactional, true, revguard.Duplicate, 1},
 		{revguard.Claim, false, revguard.Applied, 1},
 		{revguard.AtMostOnce, false, revguard.Duplicate, 0},
-	}
+	})
+}
+
+// TestProofSwallowedReplyMariaDB loses the reply to a COMMIT after MariaDB
+// executed it: every change the MySQL dialect makes is a transaction, so
+// that is the reply whose loss leaves the caller not knowing what took
+// effect (a lost reply to an earlier statement of the transaction rolls it
+// back with the connection). The checks are PostgreSQL's; the DSN sets
+// readTimeout, without which the lost reply is waited for past any deadline
+// (the subtest "no readTimeout" measures that).
+func TestProofSwallowedReplyMariaDB(t *testing.T) {
+	shared := server(t, envMySQL, "MariaDB")
+	// Shorter than the calls' one-second deadline, so that the driver gives
+	// up on the lost reply while the guard may still act on it.
+	dsn, _ := viaProxy(t, shared, 400*time.Millisecond)
+	db := openDB(t, "mysql", dsn, "MariaDB via toxiproxy")
+	// One connection: the reply the toxic drops after a COMMIT is that
+	// COMMIT's, not another connection's.
+	db.SetMaxOpenConns(1)
+	o := openSQL(t, db, sqlstore.MySQL)
+	swallowSQL(t, "mariadb", o, swallowNextCommit, []swallowCase{
+		{revguard.Claim, true, revguard.Duplicate, 1},
+		{revguard.Transactional, true, revguard.Duplicate, 1},
+		{revguard.Claim, false, revguard.Applied, 1},
+		{revguard.AtMostOnce, false, revguard.Duplicate, 0},
+	})
+	t.Run("no readTimeout", func(t *testing.T) {
+		// The same lost COMMIT reply with the driver's default, no read
+		// timeout: the call outlives its context until the connection is
+		// closed, here by stopping the proxy 3s past the deadline.
+		dsn, px := viaProxy(t, shared, 0)
+		db := openDB(t, "mysql", dsn, "MariaDB via toxiproxy")
+		db.SetMaxOpenConns(1)
+		o := openSQL(t, db, sqlstore.MySQL)
+		s := o.store
+		ctx := context.Background()
+		ns := unique("swallow-")
+		if _, err := s.Claim(ctx, revguard.Request{Namespace: ns, Key: "warm", Rev: 1, Advance: true}); err != nil {
+			t.Fatal(err)
+		}
+		const deadline = time.Second
+		done := swallowNextCommit(t)
+		watchdog := time.AfterFunc(deadline+3*time.Second, px.p.Stop)
+		defer watchdog.Stop()
+		cctx, cancel := context.WithTimeout(ctx, deadline)
+		start := time.Now()
+		_, err := s.Claim(cctx, revguard.Request{Namespace: ns, Key: "k", Rev: 1, Advance: true})
+		took := time.Since(start)
+		cancel()
+		done()
+		t.Logf("an advance whose COMMIT reply was lost, with a %s deadline and no readTimeout: returned after %s: %v", deadline, took.Round(time.Millisecond), err)
+		if err == nil {
+			t.Errorf("the advance whose COMMIT reply was lost answered with no error")
+		}
+		if took > deadline+time.Second {
+			issueTable.add(t, "MySQL dialect: a lost COMMIT reply is waited for past the call's deadline unless the DSN sets readTimeout (COMMIT is sent without the context)",
+				"mariadb", fmt.Sprintf("blocked %s past a %s deadline, until the connection closed", (took-deadline).Round(100*time.Millisecond), deadline), "returns at the deadline")
+			if *strictFlag {
+				t.Errorf("a lost COMMIT reply blocked the call %s past its deadline", took-deadline)
+			}
+		}
+	})
+}
+
+// A swallowCase is one reply lost during one Handle of a SQL store.
+type swallowCase struct {
+	mode revguard.Mode
+	// armInHandler says when the reply to lose is next: before the claim
+	// (or advance), or from inside the handler, so that it is the reply to
+	// the commit.
+	armInHandler bool
+	want         revguard.Outcome // on redelivery
+	wantRuns     int64
+}
+
+// swallowSQL runs the cases against a SQL store behind a proxy, losing a
+// reply with arm: the call fails (or, for a commit, the guard tries it again
+// and finds it done), the transport redelivers the message until it is
+// acknowledged, and the redelivery must answer as the case says, with the
+// handler's effects there once.
+func swallowSQL(t *testing.T, store string, o opened, arm func(*testing.T) func(), cases []swallowCase) {
+	fx := o.effects(t).(*sqlEffects)
+	ns := unique("swallow-")
+	ctx := context.Background()
 	for i, tc := range cases {
 		what := "claim"
 		if tc.mode != revguard.Claim {
@@ -204,7 +345,7 @@ func TestProofSwallowedReplyPostgres(t *testing.T) {
 			g := revguard.New(o.store, func(e event) (string, revguard.Revision, error) { return e.key, e.rev, nil },
 				revguard.WithNamespace(ns), revguard.WithMode(tc.mode), revguard.WithLease(300*time.Millisecond))
 			var runs atomic.Int64
-			var arm atomic.Bool
+			var armed atomic.Bool
 			var done func()
 			h := func(ctx context.Context, e event) error {
 				if tc.mode == revguard.Transactional {
@@ -215,8 +356,8 @@ func TestProofSwallowedReplyPostgres(t *testing.T) {
 				if e.key != key {
 					return nil // the warm-up
 				}
-				if tc.armInHandler && arm.CompareAndSwap(true, false) {
-					done = swallowNext(t)
+				if tc.armInHandler && armed.CompareAndSwap(true, false) {
+					done = arm(t)
 				}
 				runs.Add(1)
 				return nil
@@ -227,10 +368,10 @@ func TestProofSwallowedReplyPostgres(t *testing.T) {
 			if _, err := g.Handle(ctx, event{key + "-warm", 1}, h); err != nil {
 				t.Fatalf("warm-up: %v", err)
 			}
-			arm.Store(true)
+			armed.Store(true)
 			if !tc.armInHandler {
-				arm.Store(false)
-				done = swallowNext(t)
+				armed.Store(false)
+				done = arm(t)
 			}
 			cctx, cancel := context.WithTimeout(ctx, time.Second)
 			out, err := g.Handle(cctx, event{key, 5}, h)
@@ -238,7 +379,14 @@ func TestProofSwallowedReplyPostgres(t *testing.T) {
 			if done != nil {
 				done()
 			}
-			if err == nil {
+			t.Logf("first delivery: %v, %v, %d handler runs", out, err, runs.Load())
+			first := "error"
+			switch {
+			case err == nil && tc.mode == revguard.Claim && tc.armInHandler && out == revguard.Applied:
+				// The guard tries a failed commit again while its lease
+				// holds; the retry found the commit done.
+				first = "applied (commit retried)"
+			case err == nil:
 				t.Fatalf("Handle whose %s reply was lost answered %v with no error", what, out)
 			}
 			// The transport redelivers until the message is acknowledged.
@@ -268,7 +416,7 @@ func TestProofSwallowedReplyPostgres(t *testing.T) {
 					t.Errorf("the handler's writes committed %d times, want once", n)
 				}
 			}
-			swallowTable.add(t, "postgres", what+" ("+tc.mode.String()+")", "no", "error", again, runs.Load())
+			swallowTable.add(t, store, what+" ("+tc.mode.String()+")", "no", first, again, runs.Load())
 		})
 	}
 }
