@@ -1,20 +1,26 @@
 #!/usr/bin/env bash
 # Runs revguard's proof under faults (the module in proof/) and prints its
 # tables: linearizability of every store, the delivery storm per store and
-# mode, network faults and restarts, swallowed replies, known issues.
+# mode, network faults and restarts, swallowed replies, failovers of
+# Redis Sentinel and Cluster, the soak, known issues.
 #
 #   scripts/proof.sh              short: what CI runs on every change, a couple of minutes on two cores
-#   scripts/proof.sh -long        release: larger histories and storms, then each fuzz target for a minute
+#   scripts/proof.sh -long        release: larger histories and storms, a soak of a million deliveries
+#                                 over 100,000 entities on Redis and on PostgreSQL (about 4 minutes on
+#                                 two cores), then each fuzz target for a minute
 #   PROOF_LONG=1 scripts/proof.sh the same as -long
 #   scripts/proof.sh -race        either size under the race detector (slower; leases grow to match)
 #   scripts/proof.sh -strict      fail on the known library issues too, instead of reporting them
 #
 # The servers come from the environment that `scripts/servers.sh start`
-# prints (REVGUARD_REDIS_ADDR, REVGUARD_REDIS_CLUSTER, REVGUARD_POSTGRES_DSN,
-# REVGUARD_MYSQL_DSN); a store whose variable is unset is skipped, unless
-# REVGUARD_REQUIRE_SERVERS=1 makes that a failure. The restarts use a
-# redis-server and a PostgreSQL of their own (redis-server on PATH,
-# /usr/lib/postgresql/15/bin, the user revguard when run as root).
+# prints (REVGUARD_REDIS_ADDR, REVGUARD_REDIS_SENTINEL, REVGUARD_REDIS_CLUSTER,
+# REVGUARD_POSTGRES_DSN, REVGUARD_MYSQL_DSN); a store whose variable is unset is
+# skipped, unless REVGUARD_REQUIRE_SERVERS=1 makes that a failure. The
+# restarts and failovers use servers of their own: redis-server (a Sentinel
+# group and a Cluster with replicas, redis-cli to create it), a PostgreSQL and
+# a MariaDB (redis-server on
+# PATH, /usr/lib/postgresql/15/bin and the user revguard, mariadbd and
+# mariadb-install-db and the user mysql; the users only when run as root).
 # The full log is kept in $PROOF_LOG (default: a temporary file).
 set -euo pipefail
 cd "$(dirname "$0")/../proof"
@@ -43,7 +49,7 @@ if [ "$long" = 1 ]; then
 fi
 args+=("${strict[@]}")
 
-for v in REVGUARD_REDIS_ADDR REVGUARD_REDIS_CLUSTER REVGUARD_POSTGRES_DSN REVGUARD_MYSQL_DSN; do
+for v in REVGUARD_REDIS_ADDR REVGUARD_REDIS_SENTINEL REVGUARD_REDIS_CLUSTER REVGUARD_POSTGRES_DSN REVGUARD_MYSQL_DSN; do
 	[ -n "${!v:-}" ] || echo "proof: $v is not set: its store is skipped"
 done
 
