@@ -143,16 +143,6 @@ func TestHandleOutcomes(t *testing.T) {
 	}
 }
 
-func TestRevisionZeroAppliesOnEmptyEntity(t *testing.T) {
-	g := revguard.New(memstore.New(), extract)
-	out, err := g.Handle(context.Background(), event{Key: "k", Rev: 0}, func(context.Context, event) error { return nil })
-	require.NoError(t, err)
-	assert.Equal(t, revguard.Applied, out)
-	out, err = g.Handle(context.Background(), event{Key: "k", Rev: 0}, func(context.Context, event) error { return nil })
-	require.NoError(t, err)
-	assert.Equal(t, revguard.Duplicate, out)
-}
-
 func TestBadInputNeverReachesStoreOrHandler(t *testing.T) {
 	now := time.Date(2026, 11, 23, 0, 0, 0, 0, time.UTC)
 	nowRev, _ := revguard.Timestamp(now)
@@ -181,7 +171,7 @@ func TestBadInputNeverReachesStoreOrHandler(t *testing.T) {
 			assert.False(t, ran)
 			assert.Zero(t, s.total(), "no store call")
 			assert.Equal(t, uint64(1), g.Stats().Invalid)
-			if c.want == extractErr {
+			if errors.Is(c.want, extractErr) {
 				assert.ErrorIs(t, err, revguard.ErrInvalidEvent)
 			}
 			_, err = g.Check(context.Background(), c.ev)
@@ -198,25 +188,23 @@ func TestBadInputNeverReachesStoreOrHandler(t *testing.T) {
 	})
 }
 
+// TestMaxStep checks what the guard adds to the store's TooFar: the error
+// a consumer sees names the bound. (The conformance suite checks the
+// decision on every store.)
 func TestMaxStep(t *testing.T) {
 	ctx := context.Background()
-	s := memstore.New()
-	g := revguard.New(s, extract, revguard.WithMaxStep(10))
+	g := revguard.New(memstore.New(), extract, revguard.WithMaxStep(10))
 	h := func(context.Context, event) error { return nil }
-	// An empty entity is not bounded: a consumer may join midway.
-	out, err := g.Handle(ctx, event{Key: "k", Rev: 1000}, h)
+	_, err := g.Handle(ctx, event{Key: "k", Rev: 1000}, h)
 	require.NoError(t, err)
-	assert.Equal(t, revguard.Applied, out)
 	_, err = g.Handle(ctx, event{Key: "k", Rev: 1011}, h)
 	assert.ErrorIs(t, err, revguard.ErrInvalidRevision)
 	assert.ErrorContains(t, err, "WithMaxStep(10)")
-	rev, _, _ := g.Applied(ctx, "k")
-	assert.Equal(t, revguard.Revision(1000), rev, "a refused revision changes nothing")
-	out, err = g.Handle(ctx, event{Key: "k", Rev: 1010}, h)
-	require.NoError(t, err)
-	assert.Equal(t, revguard.Applied, out)
 }
 
+// TestSequential checks what the guard adds to the store's Gap: the error
+// names the revision awaited, and WithFirstRevision sets where an entity
+// starts. (The conformance suite checks the decisions on every store.)
 func TestSequential(t *testing.T) {
 	ctx := context.Background()
 	g := revguard.New(memstore.New(), extract, revguard.WithOrdering(revguard.Sequential))
@@ -224,22 +212,14 @@ func TestSequential(t *testing.T) {
 	_, err := g.Handle(ctx, event{Key: "acct", Rev: 2}, rec.handle)
 	assert.ErrorIs(t, err, revguard.ErrGap)
 	assert.ErrorContains(t, err, "must wait for revision 1")
-	for _, r := range []revguard.Revision{1, 2, 3} {
-		out, err := g.Handle(ctx, event{Key: "acct", Rev: r}, rec.handle)
-		require.NoError(t, err)
-		assert.Equal(t, revguard.Applied, out)
-	}
-	_, err = g.Handle(ctx, event{Key: "acct", Rev: 5}, rec.handle)
-	assert.ErrorIs(t, err, revguard.ErrGap)
-	out, err := g.Handle(ctx, event{Key: "acct", Rev: 2}, rec.handle)
-	require.NoError(t, err)
-	assert.Equal(t, revguard.Stale, out)
-	assert.Equal(t, []revguard.Revision{1, 2, 3}, rec.revs())
 
 	g0 := revguard.New(memstore.New(), extract, revguard.WithOrdering(revguard.Sequential), revguard.WithFirstRevision(0))
-	out, err = g0.Handle(ctx, event{Key: "acct", Rev: 0}, rec.handle)
+	_, err = g0.Handle(ctx, event{Key: "acct", Rev: 1}, rec.handle)
+	assert.ErrorContains(t, err, "must wait for revision 0")
+	out, err := g0.Handle(ctx, event{Key: "acct", Rev: 0}, rec.handle)
 	require.NoError(t, err)
 	assert.Equal(t, revguard.Applied, out)
+	assert.Equal(t, []revguard.Revision{0}, rec.revs())
 }
 
 func TestHandlerFailureIsRetried(t *testing.T) {
@@ -262,18 +242,6 @@ func TestHandlerFailureIsRetried(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, revguard.Applied, out)
 	assert.Equal(t, 2, runs)
-}
-
-func TestHandlerPanicReleasesClaim(t *testing.T) {
-	ctx := context.Background()
-	g := revguard.New(memstore.New(), extract)
-	func() {
-		defer func() { assert.Equal(t, "kaput", recover()) }()
-		_, _ = g.Handle(ctx, event{Key: "k", Rev: 1}, func(context.Context, event) error { panic("kaput") })
-	}()
-	out, err := g.Handle(ctx, event{Key: "k", Rev: 1}, func(context.Context, event) error { return nil })
-	require.NoError(t, err, "the claim was released, so the redelivery runs at once")
-	assert.Equal(t, revguard.Applied, out)
 }
 
 func TestInFlight(t *testing.T) {
@@ -314,26 +282,6 @@ func TestLeaseRenewedWhileHandlerRuns(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, revguard.Applied, out)
 	assert.GreaterOrEqual(t, s.n("renew"), 3)
-}
-
-func TestLeaseLostCancelsHandler(t *testing.T) {
-	ctx := context.Background()
-	s := newCounting() // not InProcess: the guard keeps a lease
-	g := revguard.New(s, extract, revguard.WithLease(30*time.Millisecond))
-	_, err := g.Handle(ctx, event{Key: "k", Rev: 7}, func(ctx context.Context, _ event) error {
-		// An operator's repair drops the claim while the handler runs.
-		require.NoError(t, s.Set(context.Background(), "", "k", 3))
-		select {
-		case <-ctx.Done():
-			assert.ErrorIs(t, context.Cause(ctx), revguard.ErrLeaseLost)
-			return ctx.Err()
-		case <-time.After(5 * time.Second):
-			return errors.New("handler context was not cancelled")
-		}
-	})
-	assert.ErrorIs(t, err, revguard.ErrLeaseLost)
-	st, _ := s.Peek(ctx, "", "k")
-	assert.Equal(t, revguard.Revision(3), st.Applied, "the old holder committed nothing")
 }
 
 // On an InProcess store the guard keeps no lease: a claim lost to a repair
@@ -397,19 +345,6 @@ func TestCheckIsReadOnly(t *testing.T) {
 	assert.ErrorIs(t, g.SetApplied(ctx, "", 1), revguard.ErrInvalidKey)
 }
 
-func TestNamespacesAreSeparate(t *testing.T) {
-	ctx := context.Background()
-	s := memstore.New()
-	a := revguard.New(s, extract, revguard.WithNamespace("billing"))
-	b := revguard.New(s, extract, revguard.WithNamespace("search"))
-	h := func(context.Context, event) error { return nil }
-	for _, g := range []*revguard.Guard[event]{a, b} {
-		out, err := g.Handle(ctx, event{Key: "k", Rev: 1}, h)
-		require.NoError(t, err)
-		assert.Equal(t, revguard.Applied, out)
-	}
-}
-
 func TestNewPanics(t *testing.T) {
 	assert.PanicsWithValue(t, "revguard: New: nil Store", func() { revguard.New[event](nil, extract) })
 	assert.PanicsWithValue(t, "revguard: New: nil Extractor", func() { revguard.New[event](memstore.New(), nil) })
@@ -470,36 +405,6 @@ func TestCommitAfterCallerCancelled(t *testing.T) {
 	assert.Equal(t, revguard.Applied, out)
 	out, _ = g.Handle(context.Background(), event{Key: "k", Rev: 1}, func(context.Context, event) error { return nil })
 	assert.Equal(t, revguard.Duplicate, out)
-}
-
-func TestConcurrentDeliveriesRunOnce(t *testing.T) {
-	g := revguard.New(memstore.New(), extract)
-	var runs atomic.Int32
-	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for i := 0; i < 64; i++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for {
-				_, err := g.Handle(context.Background(), event{Key: "k", Rev: 9}, func(context.Context, event) error {
-					runs.Add(1)
-					time.Sleep(time.Millisecond)
-					return nil
-				})
-				if !errors.Is(err, revguard.ErrInFlight) {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(t, err)
-	}
-	assert.Equal(t, int32(1), runs.Load())
 }
 
 // flakyCommit fails the first n commits as an unreachable store would.

@@ -8,22 +8,23 @@ import (
 
 // Store keeps, for each (namespace, key), the applied revision and at most
 // one claim, and decides atomically whether a revision applies. Backends
-// implement it; users only pass one to New.
+// implement it; users only pass one to [New].
 //
 // The contract, which backendtest.Run checks for every backend:
 //
-//   - An entity with nothing applied is below every revision: under Latest
+//   - An entity with nothing applied is below every revision: under [Latest]
 //     ordering revision 0 applies on it. No store uses 0 to mean "nothing".
 //   - Decisions are exact over the whole uint64 range.
 //   - Every call is atomic: concurrent calls, from any number of processes
 //     sharing the store, behave as if run one after another.
 //   - Every call is safe to retry after a lost reply and then answers as the
-//     first call did: a Claim retried with the same token answers Granted
-//     while that claim lives, an advance retried with the same token answers
-//     Granted, a Commit retried answers nil, a Release retried answers nil.
-//     Nothing retried turns a granted event into a Duplicate or Stale.
+//     first call did: a [Store.Claim] retried with the same token answers
+//     [Granted] while that claim lives, an advance retried with the same
+//     token answers Granted, a [Store.Commit] retried answers nil, a
+//     [Store.Release] retried answers nil. Nothing retried turns a granted
+//     event into a [Duplicate] or [Stale].
 //   - Invalid input is refused before anything is stored. Stores may trust
-//     keys checked by CheckKey and namespaces of at most 255 bytes; a
+//     keys checked by [CheckKey] and namespaces of at most 255 bytes; a
 //     store-specific limit is an error, never a truncation.
 //   - A cancelled or expired context makes a call return the context's error
 //     (wrapped) unless it had already taken effect.
@@ -49,7 +50,8 @@ type Store interface {
 	// must also answer Granted to an advance retried after newer revisions
 	// were applied, for at least the three recordings before the last;
 	// other stores may answer Old there. Reply.State is the entity before
-	// this call.
+	// this call. [Request.DecideClaim] is this decision in Go, for stores
+	// that decide in Go.
 	Claim(ctx context.Context, req Request) (Reply, error)
 
 	// ClaimBatch is Claim for many requests, in as few round trips as the
@@ -90,8 +92,8 @@ type Store interface {
 	Forget(ctx context.Context, ns, key string) error
 }
 
-// Transactor is a Store that can advance a revision inside a transaction of
-// its own and run the handler in it (the Transactional mode).
+// Transactor is a [Store] that can advance a revision inside a transaction of
+// its own and run the handler in it (the [Transactional] mode).
 type Transactor interface {
 	Store
 	// Transact begins a transaction, advances req in it (req.Advance is
@@ -103,10 +105,11 @@ type Transactor interface {
 }
 
 // Expiring is implemented by stores that may forget an entity on their own,
-// such as redisstore with WithTTL. New refuses WithDropCache over one whose
-// Expires reports true: an expired entity applies revisions the cache would
-// drop.
+// such as redisstore with WithTTL. [New] refuses [WithDropCache] over one whose
+// [Expiring.Expires] reports true: an expired entity applies revisions the
+// cache would drop.
 type Expiring interface {
+	// Expires reports whether the store, as configured, forgets entities.
 	Expires() bool
 }
 
@@ -117,6 +120,8 @@ type Expiring interface {
 // each call on its own, since waiting to share a call costs more than the
 // call. A store returning true must accept Lease 0.
 type InProcess interface {
+	// InProcess reports whether the store lives in this process, so that
+	// a claim with Lease 0 holds until committed or released.
 	InProcess() bool
 }
 
@@ -126,12 +131,12 @@ type Token [16]byte
 // String returns the token in hex, the form stores keep it in.
 func (t Token) String() string { return hex.EncodeToString(t[:]) }
 
-// Request is one decision a Store makes.
+// Request is one decision a [Store] makes.
 type Request struct {
-	Namespace string
-	Key       string
-	Rev       Revision
-	Token     Token
+	Namespace string        // the guard's namespace (WithNamespace); with Key, names the entity
+	Key       string        // valid by CheckKey: the guard checks it before any store call
+	Rev       Revision      // the event's revision
+	Token     Token         // fresh per delivery; Renew, Commit and Release of the claim present it
 	Lease     time.Duration // how long a claim lives without renewal; 0 (InProcess stores only): until committed or released
 	Advance   bool          // record Rev as applied at once instead of claiming it
 
@@ -140,7 +145,7 @@ type Request struct {
 	MaxStep    uint64   // when not 0, refuse revisions more than MaxStep above the applied one
 }
 
-// Verdict is a Store's answer to a Request.
+// Verdict is a [Store]'s answer to a [Request].
 type Verdict uint8
 
 const (
@@ -154,6 +159,8 @@ const (
 
 var verdictNames = [...]string{"", "granted", "duplicate", "stale", "in flight", "gap", "too far"}
 
+// String returns the verdict in words ("in flight"), for test failures and
+// logs.
 func (v Verdict) String() string {
 	if int(v) < len(verdictNames) && v != 0 {
 		return verdictNames[v]
@@ -161,14 +168,14 @@ func (v Verdict) String() string {
 	return "Verdict(" + Revision(v).String() + ")"
 }
 
-// Reply is a Store's answer to a Request and what it saw. (Result is
-// HandleBatch's per-event answer.)
+// Reply is a [Store]'s answer to a [Request] and what it saw. ([Result] is
+// [Guard.HandleBatch]'s per-event answer.)
 type Reply struct {
-	Verdict Verdict
-	State   State // the entity before the call
+	Verdict Verdict // Granted, or why not
+	State   State   // the entity before the call
 }
 
-// State is what a Store holds for one entity.
+// State is what a [Store] holds for one entity.
 type State struct {
 	Applied Revision // meaningful only when Exists
 	Exists  bool     // something has been applied
@@ -176,14 +183,14 @@ type State struct {
 
 // Commit names one claim to commit.
 type Commit struct {
-	Namespace string
-	Key       string
-	Token     Token
+	Namespace string // as in the claim's Request
+	Key       string // as in the claim's Request
+	Token     Token  // the claim's: a commit by any other token changes nothing
 }
 
 // Decide returns the verdict for r against state s, not counting claims.
-// Stores call it, or do the same in their own language, so that every
-// backend decides alike.
+// Stores call [Request.DecideClaim], which starts here, or do the same in
+// their own language, so that every backend decides alike.
 func (r *Request) Decide(s State) Verdict {
 	if !s.Exists {
 		if r.Sequential && r.Rev != r.First {
@@ -205,4 +212,31 @@ func (r *Request) Decide(s State) Verdict {
 		return TooFar
 	}
 	return Granted
+}
+
+// DecideClaim returns the verdict [Store.Claim] gives r on an entity in
+// state s, and whether granting it changes the entity. recordedBy is the
+// token whose commit or advance recorded s.Applied, nil when none did
+// (after [Store.Set]) or nothing is applied; claim is the claim in force, nil
+// when there is none or its lease has run out (its Left is not read).
+//
+// It is [Request.Decide] with what the Store contract adds about claims: an
+// advance by the token that recorded r.Rev is a retry, [Granted] with nothing
+// to change; otherwise only a request Decide grants meets the claim, and a
+// claim in force by another token, or by r.Token on another revision,
+// answers [Busy]. On Granted with change, the store claims r.Rev for r.Token
+// (a retried claim gets its lease extended) or, with r.Advance, records
+// r.Rev as applied and drops the claim. A store that also keeps older
+// recordings (see Store.Claim) checks those before calling it.
+func (r *Request) DecideClaim(s State, recordedBy *Token, claim *ClaimState) (v Verdict, change bool) {
+	if r.Advance && s.Exists && s.Applied == r.Rev && recordedBy != nil && *recordedBy == r.Token {
+		return Granted, false
+	}
+	if v = r.Decide(s); v != Granted {
+		return v, false
+	}
+	if claim != nil && (claim.Token != r.Token || claim.Rev != r.Rev) {
+		return Busy, false
+	}
+	return Granted, true
 }

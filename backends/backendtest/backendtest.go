@@ -1,5 +1,5 @@
-// Package backendtest is the conformance suite every revguard.Store passes.
-// A backend's test hands Run a function that returns its store:
+// Package backendtest is the conformance suite every [revguard.Store] passes.
+// A backend's test hands [Run] a function that returns its store:
 //
 //	func TestConformance(t *testing.T) {
 //		backendtest.Run(t, func(t *testing.T) revguard.Store { return memstore.New() }, backendtest.Features{})
@@ -24,8 +24,8 @@ type Features struct {
 }
 
 // Run checks that the stores newStore returns keep the contract written on
-// revguard.Store, calling them both directly and through guards, and, for
-// stores that implement revguard.Inspector or revguard.Payloads, the
+// [revguard.Store], calling them both directly and through guards, and, for
+// stores that implement [revguard.Inspector] or [revguard.Payloads], the
 // contract written there.
 //
 // Every subtest calls newStore once and may get a store shared with other
@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) revguard.Store, f Features) {
 		leaf{"Pairs", testUint64Pairs},
 		leaf{"Bounds", testUint64Bounds},
 		leaf{"SetPeek", testUint64SetPeek},
+		leaf{"Random", testUint64Random},
 	)
 	group("Admin",
 		leaf{"Set", testSet},

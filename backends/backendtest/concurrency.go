@@ -158,7 +158,7 @@ func sameEvent(t *testing.T, h *harness, key string, opts ...revguard.Option) {
 			applied.Add(1)
 		case err == nil && out == revguard.Duplicate, errors.Is(err, revguard.ErrInFlight):
 		default:
-			return fmt.Errorf("Handle = %v, %v; want applied, duplicate or ErrInFlight", out, err)
+			return fmt.Errorf("handle = %v, %v; want applied, duplicate or ErrInFlight", out, err)
 		}
 		return nil
 	})

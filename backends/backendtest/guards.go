@@ -194,13 +194,14 @@ func testLeaseLost(t *testing.T, newStore func(*testing.T) revguard.Store) {
 	} {
 		h.apply(c.name, 5, none)
 		var cancelled bool
+		var cause error
 		out, err := g.Handle(h.ctx(), event{c.name, 10}, func(ctx context.Context, e event) error {
 			if err := c.take(e.key); err != nil {
 				return fmt.Errorf("taking the claim away: %w", err)
 			}
 			select {
 			case <-ctx.Done():
-				cancelled = true
+				cancelled, cause = true, context.Cause(ctx)
 			case <-time.After(5 * time.Second):
 				return errors.New("context not cancelled 5s after the claim was taken away")
 			}
@@ -211,6 +212,9 @@ func testLeaseLost(t *testing.T, newStore func(*testing.T) revguard.Store) {
 		})
 		if !cancelled || !errors.Is(err, revguard.ErrLeaseLost) {
 			t.Fatalf("%s: Handle = %v, %v, handler context cancelled: %v; want ErrLeaseLost after cancelling", c.name, out, err, cancelled)
+		}
+		if !errors.Is(cause, revguard.ErrLeaseLost) {
+			t.Fatalf("%s: the handler's context ended with cause %v; want ErrLeaseLost", c.name, cause)
 		}
 		h.peek(c.name, c.after)
 	}

@@ -136,6 +136,25 @@ func (h *harness) claim(req revguard.Request, want revguard.Verdict, before revg
 	}
 }
 
+// claimBatch sends reqs in one ClaimBatch and requires, for each, verdict
+// want[i] with the state before[i] before the call.
+func (h *harness) claimBatch(reqs []revguard.Request, want []revguard.Verdict, before []revguard.State) {
+	h.t.Helper()
+	res, err := h.s.ClaimBatch(h.ctx(), reqs)
+	if err != nil {
+		h.t.Fatalf("ClaimBatch of %d requests: %v", len(reqs), err)
+	}
+	if len(res) != len(reqs) {
+		h.t.Fatalf("ClaimBatch: %d results for %d requests", len(res), len(reqs))
+	}
+	for i, r := range res {
+		if r.Verdict != want[i] || !sameState(r.State, before[i]) {
+			h.t.Fatalf("ClaimBatch, request %d (%s) = %s, saw %s; want %s, saw %s",
+				i, describe(reqs[i]), r.Verdict, stateString(r.State), want[i], stateString(before[i]))
+		}
+	}
+}
+
 // claimAny is claim where the contract allows more than one verdict.
 func (h *harness) claimAny(req revguard.Request, want []revguard.Verdict, before revguard.State) revguard.Verdict {
 	h.t.Helper()

@@ -8,7 +8,8 @@ import (
 
 // model is the Store contract written out plainly, for claims that never
 // expire: the differential test holds every store to it. It is kept apart
-// from Request.Decide on purpose, so that a mistake there is not copied.
+// from Request.Decide and Request.DecideClaim on purpose, so that a mistake
+// there is not copied.
 type model struct {
 	entities map[string]*modelEntity
 }

@@ -10,8 +10,8 @@ import (
 
 var _ revguard.Inspector = (*Store)(nil)
 
-// Inspect implements revguard.Inspector. A claim taken with Lease 0 is held
-// until committed or released, and reports Left 0.
+// Inspect implements [revguard.Inspector.Inspect]. A claim taken with Lease 0
+// is held until committed or released, and reports Left 0.
 func (s *Store) Inspect(ctx context.Context, ns, key string) (revguard.Entity, error) {
 	if err := ctx.Err(); err != nil {
 		return revguard.Entity{}, err
@@ -26,9 +26,9 @@ func (s *Store) Inspect(ctx context.Context, ns, key string) (revguard.Entity, e
 	return revguard.Entity{Key: key}, nil
 }
 
-// Scan implements revguard.Inspector. It holds one shard's lock at a time,
-// only while it copies that shard's matching entities, and calls fn with
-// no lock held, so fn may use the store.
+// Scan implements [revguard.Inspector.Scan]. It holds one shard's lock at a
+// time, only while it copies that shard's matching entities, and calls fn
+// with no lock held, so fn may use the store.
 func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Entity) error) error {
 	matches, err := text.Matcher("memstore", match)
 	if err != nil {

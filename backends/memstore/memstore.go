@@ -1,6 +1,3 @@
-// Package memstore is the in-process revguard.Store: a sharded map, safe for
-// concurrent use. It is the default for a single process and for tests; its
-// state lives as long as the process, so it guards one consumer process only.
 package memstore
 
 import (
@@ -16,7 +13,8 @@ import (
 
 const shards = 64
 
-// Store is an in-process revguard.Store. The zero value is not usable; call New.
+// Store is an in-process [revguard.Store]. The zero value is not usable; call
+// [New].
 type Store struct {
 	seed   maphash.Seed
 	now    func() time.Time
@@ -56,7 +54,7 @@ const held = time.Duration(math.MaxInt64)
 // it, so the guard claims with Lease 0 and keeps no lease.
 func (s *Store) InProcess() bool { return true }
 
-// Option configures a Store.
+// Option configures a [Store].
 type Option func(*Store)
 
 // WithClock makes leases expire on now instead of the system's monotonic
@@ -70,7 +68,7 @@ func WithClock(now func() time.Time) Option {
 	}
 }
 
-// New returns an empty Store.
+// New returns an empty [Store].
 func New(opts ...Option) *Store {
 	s := &Store{seed: maphash.MakeSeed()}
 	for _, o := range opts {
@@ -107,7 +105,7 @@ func (s *Store) shard(key string) *shard {
 	return &s.shards[maphash.String(s.seed, key)%shards]
 }
 
-// Claim implements revguard.Store.
+// Claim implements [revguard.Store.Claim].
 func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply, error) {
 	if err := ctx.Err(); err != nil {
 		return revguard.Reply{}, err
@@ -133,31 +131,30 @@ func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply
 
 // claim decides req on e and, when it is granted, changes e.
 func (s *Store) claim(req *revguard.Request, e *entry) revguard.Reply {
-	res := revguard.Reply{State: revguard.State{Applied: e.applied, Exists: e.exists}}
-	if req.Advance && e.exists && e.applied == req.Rev && e.last == req.Token {
-		res.Verdict = revguard.Granted
-		return res
+	st := revguard.State{Applied: e.applied, Exists: e.exists}
+	var by *revguard.Token
+	if e.exists {
+		by = &e.last
 	}
-	res.Verdict = req.Decide(res.State)
-	if res.Verdict != revguard.Granted {
-		return res
+	var inForce *revguard.ClaimState
+	if e.claimed && s.live(e.until) {
+		inForce = &revguard.ClaimState{Rev: e.rev, Token: e.token}
 	}
-	if e.claimed && s.live(e.until) && (e.token != req.Token || e.rev != req.Rev) {
-		res.Verdict = revguard.Busy
-		return res
+	v, change := req.DecideClaim(st, by, inForce)
+	if change {
+		switch {
+		case req.Advance:
+			e.applied, e.exists, e.last, e.claimed, e.payload = req.Rev, true, req.Token, false, nil
+		case req.Lease == 0:
+			e.claimed, e.rev, e.token, e.until = true, req.Rev, req.Token, held
+		default:
+			e.claimed, e.rev, e.token, e.until = true, req.Rev, req.Token, s.clock()+req.Lease
+		}
 	}
-	switch {
-	case req.Advance:
-		e.applied, e.exists, e.last, e.claimed, e.payload = req.Rev, true, req.Token, false, nil
-	case req.Lease == 0:
-		e.claimed, e.rev, e.token, e.until = true, req.Rev, req.Token, held
-	default:
-		e.claimed, e.rev, e.token, e.until = true, req.Rev, req.Token, s.clock()+req.Lease
-	}
-	return res
+	return revguard.Reply{Verdict: v, State: st}
 }
 
-// ClaimBatch implements revguard.Store.
+// ClaimBatch implements [revguard.Store.ClaimBatch].
 func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revguard.Reply, error) {
 	out := make([]revguard.Reply, len(reqs))
 	for i := range reqs {
@@ -170,7 +167,7 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revg
 	return out, nil
 }
 
-// Renew implements revguard.Store.
+// Renew implements [revguard.Store.Renew].
 func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token, lease time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -189,7 +186,7 @@ func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token,
 	return nil
 }
 
-// Commit implements revguard.Store.
+// Commit implements [revguard.Store.Commit].
 func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token) error {
 	return s.commit(ctx, ns, key, token, nil)
 }
@@ -219,7 +216,7 @@ func (s *Store) commit(ctx context.Context, ns, key string, token revguard.Token
 	return fmt.Errorf("%w: %q holds no claim by this token", revguard.ErrLeaseLost, key)
 }
 
-// CommitBatch implements revguard.Store.
+// CommitBatch implements [revguard.Store.CommitBatch].
 func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]error, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -231,7 +228,7 @@ func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]e
 	return out, nil
 }
 
-// Release implements revguard.Store.
+// Release implements [revguard.Store.Release].
 func (s *Store) Release(ctx context.Context, ns, key string, token revguard.Token) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -252,7 +249,7 @@ func (s *Store) Release(ctx context.Context, ns, key string, token revguard.Toke
 	return nil
 }
 
-// Peek implements revguard.Store.
+// Peek implements [revguard.Store.Peek].
 func (s *Store) Peek(ctx context.Context, ns, key string) (revguard.State, error) {
 	if err := ctx.Err(); err != nil {
 		return revguard.State{}, err
@@ -267,7 +264,7 @@ func (s *Store) Peek(ctx context.Context, ns, key string) (revguard.State, error
 	return revguard.State{Applied: e.applied, Exists: e.exists}, nil
 }
 
-// Set implements revguard.Store.
+// Set implements [revguard.Store.Set].
 func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -279,7 +276,7 @@ func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) 
 	return nil
 }
 
-// Forget implements revguard.Store.
+// Forget implements [revguard.Store.Forget].
 func (s *Store) Forget(ctx context.Context, ns, key string) error {
 	if err := ctx.Err(); err != nil {
 		return err

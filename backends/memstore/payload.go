@@ -9,8 +9,8 @@ import (
 
 var _ revguard.Payloads = (*Store)(nil)
 
-// CommitPayload implements revguard.Payloads. The store keeps a copy of
-// payload, so the caller may reuse it.
+// CommitPayload implements [revguard.Payloads.CommitPayload]. The store keeps
+// a copy of payload, so the caller may reuse it.
 func (s *Store) CommitPayload(ctx context.Context, ns, key string, token revguard.Token, payload []byte) error {
 	if err := revguard.CheckPayload(payload); err != nil {
 		return err
@@ -22,7 +22,7 @@ func (s *Store) CommitPayload(ctx context.Context, ns, key string, token revguar
 	return s.commit(ctx, ns, key, token, kept)
 }
 
-// PeekPayload implements revguard.Payloads.
+// PeekPayload implements [revguard.Payloads.PeekPayload].
 func (s *Store) PeekPayload(ctx context.Context, ns, key string) (revguard.State, []byte, error) {
 	if err := ctx.Err(); err != nil {
 		return revguard.State{}, nil, err

@@ -13,9 +13,9 @@ import (
 	"github.com/revguard/revguard"
 )
 
-// Dialect names the SQL database a Store talks to. The store imports no
+// Dialect names the SQL database a [Store] talks to. The store imports no
 // driver: the program opens the *sql.DB with the driver of its choice and
-// tells New which dialect it speaks.
+// tells [New] which dialect it speaks.
 type Dialect uint8
 
 const (
@@ -25,11 +25,12 @@ const (
 	// SQLite is SQLite 3.35 or newer, tested with modernc.org/sqlite
 	// ("sqlite", no cgo).
 	SQLite
-	// MySQL is MySQL 8 or MariaDB 10.5 or newer, tested with
-	// github.com/go-sql-driver/mysql on MariaDB 10.11.
+	// MySQL is MariaDB 10.5 or newer, tested with
+	// github.com/go-sql-driver/mysql on MariaDB 10.11. MySQL 8 is untested.
 	MySQL
 )
 
+// String returns the dialect's Go name ("Postgres"), for errors and logs.
 func (d Dialect) String() string {
 	switch d {
 	case Postgres:
@@ -175,11 +176,11 @@ func mysqlError(err error) (num uint16, state string, ok bool) {
 				if s.Kind() == reflect.Array && s.Type().Elem().Kind() == reflect.Uint8 {
 					b := make([]byte, s.Len())
 					for i := range b {
-						b[i] = byte(s.Index(i).Uint())
+						b[i] = byte(s.Index(i).Uint()) //nolint:gosec // G115: the element's Kind is uint8, checked above
 					}
 					state = string(b)
 				}
-				return uint16(n.Uint()), state, true
+				return uint16(n.Uint()), state, true //nolint:gosec // G115: n's Kind is uint16, checked above
 			}
 		}
 		err = errors.Unwrap(err)

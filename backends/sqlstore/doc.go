@@ -1,21 +1,16 @@
-// Package sqlstore is a revguard.Store that keeps applied revisions and
+// Package sqlstore is a [revguard.Store] that keeps applied revisions and
 // claims in a table of a SQL database, through database/sql: PostgreSQL,
-// SQLite and MySQL or MariaDB. It is also a revguard.Transactor, so a guard
-// in the Transactional mode records an event's revision in the same
-// transaction as the handler's own writes, which the handler makes through
-// TxFrom(ctx): both commit, or neither does.
+// SQLite and MariaDB (the MySQL dialect; MySQL 8 is untested). It is also
+// a [revguard.Transactor], so a guard in the Transactional mode records an
+// event's revision in the same transaction as the handler's own writes,
+// which the handler makes through [TxFrom](ctx): both commit, or neither
+// does.
 //
-//	db, err := sql.Open("pgx", dsn) // the program imports the driver
-//	store, err := sqlstore.New(db, sqlstore.Postgres)
-//	err = store.CreateTable(ctx)
-//	g := revguard.New(store, extract, revguard.WithMode(revguard.Transactional))
-//	out, err := g.Handle(ctx, event, func(ctx context.Context, e Event) error {
-//		_, err := sqlstore.TxFrom(ctx).ExecContext(ctx, "UPDATE accounts ...")
-//		return err
-//	})
-//
-// The package imports no driver; the tests use pgx v5 ("pgx"),
-// modernc.org/sqlite ("sqlite") and go-sql-driver/mysql ("mysql").
+// The package Example runs a guard on SQLite in a temporary file, and
+// Example (Transactional) credits an account in the handler's transaction.
+// The package imports no driver: the program opens the *sql.DB with one and
+// names its [Dialect]; the tests use pgx v5 ("pgx"), modernc.org/sqlite
+// ("sqlite") and go-sql-driver/mysql ("mysql").
 //
 // # Table
 //
@@ -65,9 +60,10 @@
 //		PRIMARY KEY (namespace, entity_key)
 //	);
 //
-// MySQL and MariaDB. An index holds at most 3072 bytes, so rows are keyed by
-// id as on PostgreSQL; BIGINT UNSIGNED holds the whole range, and the store
-// does no arithmetic on it (rev+1 at the top raises error 1690):
+// MariaDB (the MySQL dialect). An index holds at most 3072 bytes, so rows
+// are keyed by id as on PostgreSQL; BIGINT UNSIGNED holds the whole range,
+// and the store does no arithmetic on it (rev+1 at the top raises error
+// 1690):
 //
 //	CREATE TABLE revguard_revisions (
 //		id            BINARY(32) NOT NULL PRIMARY KEY,
@@ -84,20 +80,20 @@
 //	) ENGINE=InnoDB;
 //
 // A row whose applied and claim_until are both NULL holds nothing, as if it
-// were absent. (CreateTable writes these statements with the table name of
-// WithTable; Preflight checks that an existing table has these columns,
-// types and primary key.) On PostgreSQL every event updates its row twice;
-// a table created without the fillfactor, by an earlier version or by hand,
-// gains it for the pages written from then on with
+// were absent. ([Store.CreateTable] writes these statements with the table
+// name of [WithTable]; [Store.Preflight] checks that an existing table has
+// these columns, types and primary key.) On PostgreSQL every event updates
+// its row twice; a table created without the fillfactor, by an earlier
+// version or by hand, gains it for the pages written from then on with
 // ALTER TABLE revguard_revisions SET (fillfactor = 60).
 //
-// The payload columns keep what revguard.Payloads stores; a table made
+// The payload columns keep what [revguard.Payloads] stores; a table made
 // before they existed works for everything else, Preflight accepts it, and
-// CommitPayload and PeekPayload return an error wrapping ErrSchema that
-// shows the ALTER TABLE statements adding them (on PostgreSQL: ALTER TABLE
-// revguard_revisions ADD COLUMN IF NOT EXISTS payload bytea, ADD COLUMN IF
-// NOT EXISTS payload_rev numeric(20,0), ADD COLUMN IF NOT EXISTS
-// payload_token bytea). Adding nullable columns rewrites no row.
+// [Store.CommitPayload] and [Store.PeekPayload] return an error wrapping
+// [ErrSchema] that shows the ALTER TABLE statements adding them (on
+// PostgreSQL: ALTER TABLE revguard_revisions ADD COLUMN IF NOT EXISTS payload
+// bytea, ADD COLUMN IF NOT EXISTS payload_rev numeric(20,0), ADD COLUMN IF
+// NOT EXISTS payload_token bytea). Adding nullable columns rewrites no row.
 //
 // # Statements and isolation
 //
@@ -109,11 +105,13 @@
 // (duplicate, stale, in flight, gap); the call takes effect at that read,
 // and runs again in the rare case that the row changed in between. A batch
 // is one such statement over unnest of arrays, its rows proposed and
-// locked in id order, so concurrent batches cannot deadlock. Renew, Release,
-// Set, Forget and Peek are one statement each.
+// locked in id order, so concurrent batches cannot deadlock. [Store.Renew],
+// [Store.Release], [Store.Set], [Store.Forget] and [Store.Peek] are one
+// statement each.
 //
-// On MySQL every change is a short transaction that locks the rows with
-// SELECT ... FOR UPDATE in id order, decides in Go and writes them back
+// On MariaDB every change is a short transaction that locks the rows with
+// SELECT ... FOR UPDATE in id order, decides in Go (with
+// [revguard.Request.DecideClaim], as memstore does) and writes them back
 // with one multi-row INSERT: MariaDB has no RETURNING that reports a row as
 // it was before an update, and its affected-row counts cannot tell an
 // unchanged row from a refused one. On SQLite a transaction first takes the
@@ -126,21 +124,21 @@
 // serialization failures under the stricter levels, deadlocks (MariaDB's gap
 // locks) under any (SQLSTATE 40001, 40P01, MySQL error 1213). Such an abort
 // changes nothing, and the store runs again what it undid, up to
-// WithRetries times. On PostgreSQL each statement commits on its own, so
+// [WithRetries] times. On PostgreSQL each statement commits on its own, so
 // a batch whose later statement was aborted runs again only the requests
 // no statement has decided yet: one that took effect is never decided
 // twice. Lock wait timeouts (MySQL 1205) are returned, not retried.
 //
 // # Inspecting
 //
-// The store is a revguard.Inspector: Inspect reads one entity with its live
-// claim and the lease left on the database's clock, and Scan reads a
-// namespace 500 rows a statement, each statement resuming after the last
-// primary key the previous one read, with no transaction between them.
+// The store is a [revguard.Inspector]: [Store.Inspect] reads one entity with
+// its live claim and the lease left on the database's clock, and [Store.Scan]
+// reads a namespace 500 rows a statement, each statement resuming after the
+// last primary key the previous one read, with no transaction between them.
 //
 // # Transactional mode
 //
-// Transact begins a transaction with the database's default isolation,
+// [Store.Transact] begins a transaction with the database's default isolation,
 // advances the revision in it (an upsert that holds the row lock until the
 // end, so a concurrent delivery of the same entity waits, then sees the
 // outcome) and runs the handler with the transaction in its context. The

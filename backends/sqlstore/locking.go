@@ -31,22 +31,20 @@ type row struct {
 
 func (r *row) state() revguard.State { return revguard.State{Applied: r.applied, Exists: r.exists} }
 
-// decide is the Store contract's decision on r: req's verdict, and whether
-// granting it changes the row. It is memstore's, and PostgreSQL's SQL makes
-// the same one.
+// decide is req's verdict on r, and whether granting it changes the row.
+// PostgreSQL's statements decide the same in SQL, and call decide on the
+// requests they wrote nothing for: to name the verdict, or to try again
+// when the row has changed since.
 func decide(req *revguard.Request, r *row) (revguard.Verdict, bool) {
-	st := r.state()
-	if req.Advance && st.Exists && st.Applied == req.Rev && r.hasBy && r.by == req.Token {
-		return revguard.Granted, false // a retried advance
+	var by *revguard.Token
+	if r.exists && r.hasBy {
+		by = &r.by
 	}
-	v := req.Decide(st)
-	if v != revguard.Granted {
-		return v, false
+	var inForce *revguard.ClaimState
+	if r.claimed && r.live {
+		inForce = &revguard.ClaimState{Rev: r.claimRev, Token: r.claimTok}
 	}
-	if r.claimed && r.live && (r.claimTok != req.Token || r.claimRev != req.Rev) {
-		return revguard.Busy, false
-	}
-	return revguard.Granted, true
+	return req.DecideClaim(r.state(), by, inForce)
 }
 
 // grant changes r as granting req does.
@@ -303,7 +301,9 @@ func (s *Store) writeRows(ctx context.Context, tx *sql.Tx, ents []entity, rows [
 		}
 		if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
 			if !found && duplicateKey(err) {
-				return fmt.Errorf("%w: %v", errConflict, err)
+				// Only errConflict is for callers to match (retry runs the
+				// call again); the driver's error is context.
+				return fmt.Errorf("%w: %v", errConflict, err) //nolint:errorlint // see above
 			}
 			return err
 		}

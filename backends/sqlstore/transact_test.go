@@ -155,7 +155,8 @@ func TestTransactExactlyOnce(t *testing.T) {
 	})
 }
 
-// isolation reads the session's default isolation level, in lower case.
+// isolation reads the session's default isolation level, in lower case
+// (tx_isolation: MariaDB's name, see TestConformanceSerializable).
 func isolation(t *testing.T, db *sql.DB, d sqlstore.Dialect) string {
 	t.Helper()
 	q := "SHOW default_transaction_isolation"

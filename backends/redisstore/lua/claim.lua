@@ -4,7 +4,10 @@
 -- with one key, ClaimBatch with every key of one hash slot whose requests
 -- share the values ARGV[2] to ARGV[5]. prelude.lua comes first.
 --
--- KEYS[i]    the hash of entity i (fields rev, last, prior, claim: see prelude.lua)
+-- KEYS[i]    the hash of entity i (see prelude.lua): reads rev and claim, and
+--            last and prior for an advance; a claim writes claim; an advance
+--            writes rev, last and prior and, when there is a claim field,
+--            deletes it with payload and payload_of
 -- ARGV[1]    milliseconds an applied revision lives, "0" for ever (WithTTL)
 -- ARGV[2]    the claims' lease in milliseconds
 -- ARGV[3]    flags: 1 = advance instead of claim, + 2 = sequential ordering
@@ -98,7 +101,8 @@ for i, key in ipairs(KEYS) do
   local rev, token = ARGV[4 + 2 * i], ARGV[5 + 2 * i]
   local e = state[key]
   local applied = e[REV]
-  -- This is revguard's Request.Decide, then the claim rules.
+  -- This is revguard's Request.DecideClaim (Decide, then the claim
+  -- rules), which memstore and sqlstore call, and the retries prior names.
   local v, retried = GRANTED, false
   if not applied then
     if seq and rev ~= first then

@@ -3,8 +3,9 @@
 -- Commit runs it with one key, CommitBatch with every key of one hash slot,
 -- CommitPayload with one key and its payload. prelude.lua comes first.
 --
--- KEYS[i]      the hash of entity i (fields rev, last, claim, payload,
---              payload_of: see prelude.lua)
+-- KEYS[i]      the hash of entity i (see prelude.lua): reads claim, rev and
+--              last; writes rev and last, and with a payload payload and
+--              payload_of (prior is left: it names advances only)
 -- ARGV[1]      milliseconds an applied revision lives, "0" for ever (WithTTL)
 -- ARGV[1 + i]  the token committing entity i, hex
 -- then, only when committing with payloads, one per entity:

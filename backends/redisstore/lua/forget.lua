@@ -1,6 +1,6 @@
 -- forget.lua removes one entity: nothing applied, no claim.
 --
--- KEYS[1]  the entity's hash (see prelude.lua)
+-- KEYS[1]  the entity's hash (see prelude.lua): deletes all six fields
 --
 -- Reply: 1.
 -- Error "CORRUPT 1 <what>" when the key holds something this script did not

@@ -2,7 +2,7 @@
 -- and changes nothing. Inspect decodes the reply as Scan decodes what HMGET
 -- and TIME read, so that the two report an entity alike.
 --
--- KEYS[1]  the entity's hash (fields rev, claim: see prelude.lua)
+-- KEYS[1]  the entity's hash (see prelude.lua): reads rev and claim
 --
 -- Reply: {rev, claim, now}: the fields rev and claim as HMGET replies them
 -- (nil when absent: HMGET's false converts to nil) and the server's time in

@@ -1,6 +1,6 @@
 -- peek.lua reads one entity's applied revision without changing anything.
 --
--- KEYS[1]  the entity's hash (fields rev, last, claim: see prelude.lua)
+-- KEYS[1]  the entity's hash (see prelude.lua): reads rev
 --
 -- Reply: the applied revision in canonical decimal, "" when nothing is applied.
 -- Error "CORRUPT 1 <what>" when the key holds something this script did not write.

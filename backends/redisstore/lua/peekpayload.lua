@@ -1,7 +1,8 @@
 -- peekpayload.lua reads one entity's applied revision and the payload
 -- stored with it, without changing anything.
 --
--- KEYS[1]  the entity's hash (fields rev, last, payload, payload_of: see prelude.lua)
+-- KEYS[1]  the entity's hash (see prelude.lua): reads rev, last, payload_of
+--          and payload
 --
 -- Reply: {rev} or {rev, payload}: the applied revision in canonical decimal
 -- ("" when nothing is applied) and, when CommitPayload stored one with the

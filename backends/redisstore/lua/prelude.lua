@@ -4,7 +4,8 @@
 -- clock alike. It defines helpers only; each script's own header says what
 -- it takes and replies.
 --
--- An entity is one hash with these fields, all plain strings:
+-- An entity is one hash with these six fields, all plain strings; each
+-- script's header names the ones it reads and writes:
 --   rev    the applied revision, canonical decimal (absent: nothing applied)
 --   last   the token that recorded rev, hex
 --   prior  "<token>:<revision>" of the three advances before it, newest

@@ -2,7 +2,8 @@
 -- redelivery can claim the revision again at once. Another token's claim, or
 -- none, is left alone. prelude.lua comes first.
 --
--- KEYS[1]  the entity's hash (fields rev, last, claim: see prelude.lua)
+-- KEYS[1]  the entity's hash (see prelude.lua): reads rev and claim, deletes
+--          claim
 -- ARGV[1]  the token, hex
 --
 -- Reply: 1 released, 0 nothing to release.

@@ -1,7 +1,8 @@
 -- renew.lua extends the lease of the claim a token holds on one entity.
 -- prelude.lua comes first.
 --
--- KEYS[1]  the entity's hash (fields rev, last, claim: see prelude.lua)
+-- KEYS[1]  the entity's hash (see prelude.lua): reads rev and claim, writes
+--          claim
 -- ARGV[1]  the token, hex
 -- ARGV[2]  the new lease in milliseconds, from now on the server's clock
 -- ARGV[3]  milliseconds an applied revision lives, "0" for ever (WithTTL)

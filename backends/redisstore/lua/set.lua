@@ -1,7 +1,8 @@
 -- set.lua makes a revision one entity's applied revision, lower or higher
 -- than before, and drops any claim: the repair for a poisoned entity.
 --
--- KEYS[1]  the entity's hash (see prelude.lua)
+-- KEYS[1]  the entity's hash (see prelude.lua): writes rev, deletes the other
+--          five fields
 -- ARGV[1]  the revision, canonical decimal
 -- ARGV[2]  milliseconds an applied revision lives, "0" for ever (WithTTL)
 --
