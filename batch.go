@@ -10,27 +10,28 @@ import (
 	"github.com/revguard/revguard/internal/text"
 )
 
-// Result is what HandleBatch did with one event: what Handle would return.
+// Result is what [Guard.HandleBatch] did with one event: what [Guard.Handle]
+// would return.
 type Result struct {
-	Outcome Outcome
-	Err     error
+	Outcome Outcome // 0 when Err is not nil
+	Err     error   // nil when the event may be acknowledged
 }
 
-// HandleBatch is Handle for many events at once, with one store round trip
-// to claim the batch and one to commit it (per round: see below). It
-// returns one Result per event, in order, with the same meaning as Handle's.
-// Handlers run one after another in the calling goroutine, or up to
-// WithBatchConcurrency at once, each of another entity.
+// HandleBatch is [Guard.Handle] for many events at once, with one store round
+// trip to claim the batch and one to commit it (per round: see below). It
+// returns one [Result] per event, in order, with the same meaning as
+// Handle's. Handlers run one after another in the calling goroutine, or up to
+// [WithBatchConcurrency] at once, each of another entity.
 //
 // Within the batch, an event whose key and revision repeat an earlier one is
-// a copy: it gets Duplicate once the first is recorded, and shares its error
-// otherwise; its handler does not run again. Under Latest ordering only a key's
-// highest revision runs; its lower revisions are Stale once it is
+// a copy: it gets [Duplicate] once the first is recorded, and shares its error
+// otherwise; its handler does not run again. Under [Latest] ordering only a
+// key's highest revision runs; its lower revisions are [Stale] once it is
 // acknowledged, and share its error otherwise (unless it was refused as an
-// invalid revision: then the next lower one is tried). Under Sequential
-// ordering a key's events run in revision order, one round per revision, so
-// a batch can fill its own gaps; after a failure the key's later events get
-// ErrGap. Under WithShadow the events are handled one by one.
+// invalid revision: then the next lower one is tried). Under [Sequential]
+// ordering a key's events run in revision order, one round per revision, so a
+// batch can fill its own gaps; after a failure the key's later events get
+// [ErrGap]. Under [WithShadow] the events are handled one by one.
 func (g *Guard[T]) HandleBatch(ctx context.Context, events []T, h Handler[T]) []Result {
 	results := make([]Result, len(events))
 	if g.cfg.shadow {
@@ -171,6 +172,7 @@ func (b *batch[T]) settle(k *keyRun, out Outcome, err error) {
 		if err == nil {
 			return
 		}
+		//nolint:errorlint // %v: wrapping the earlier error would make these events, which never ran, look Permanent
 		err = fmt.Errorf("%w: %s revision %d earlier in the batch was not applied: %v", ErrGap, text.Quote(k.key), cur.rev, err)
 		for _, r := range rest {
 			for _, i := range r.events {

@@ -368,7 +368,7 @@ func openSQLite(b *testing.B) target {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { db.Close() })
+	b.Cleanup(func() { _ = db.Close() })
 	// SQLite has one writer at a time: writers queueing for the one
 	// connection beat writers sleeping in the busy handler.
 	db.SetMaxOpenConns(1)
@@ -390,7 +390,7 @@ func openPostgres(b *testing.B) target {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { db.Close() })
+	b.Cleanup(func() { _ = db.Close() })
 	db.SetMaxOpenConns(maxGoroutines)
 	db.SetMaxIdleConns(maxGoroutines)
 	conns := make([]*sql.Conn, maxGoroutines)

@@ -60,7 +60,7 @@ func newDropCache(size int) *dropCache {
 }
 
 func (c *dropCache) shard(key string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, key)&uint64(len(c.shards)-1)]
+	return &c.shards[maphash.String(c.seed, key)&uint64(len(c.shards)-1)] //nolint:gosec // G115: newDropCache makes at least one shard
 }
 
 // now returns the epoch to pass to learn for what a store call started now
@@ -119,7 +119,7 @@ func (c *dropCache) learn(key string, rev Revision, epoch uint64) {
 		return
 	}
 	if len(s.slots) < s.limit {
-		s.index[key] = int32(len(s.slots))
+		s.index[key] = int32(len(s.slots)) //nolint:gosec // G115: below s.limit; 2^31 slots in one shard would take some 80 GB
 		s.slots = append(s.slots, cacheSlot{key: key, rev: rev, epoch: epoch})
 		return
 	}
@@ -130,7 +130,7 @@ func (c *dropCache) learn(key string, rev Revision, epoch uint64) {
 	e := &s.slots[s.hand]
 	delete(s.index, e.key)
 	*e = cacheSlot{key: key, rev: rev, epoch: epoch}
-	s.index[key] = int32(s.hand)
+	s.index[key] = int32(s.hand) //nolint:gosec // G115: an index into s.slots, as above
 	s.hand = (s.hand + 1) % len(s.slots)
 }
 

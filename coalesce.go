@@ -220,8 +220,8 @@ func shared[Q, A any](batch []*waiter[Q, A]) (context.Context, context.CancelFun
 		base, cancelDeadline = context.WithDeadline(base, latest)
 	}
 	ctx, cancel := context.WithCancelCause(base)
-	var left atomic.Int32
-	left.Store(int32(len(batch)))
+	var left atomic.Int64
+	left.Store(int64(len(batch)))
 	stops := make([]func() bool, len(batch))
 	for i, w := range batch {
 		wctx := w.ctx

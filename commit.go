@@ -21,7 +21,7 @@ func (g *Guard[T]) runClaimed(ctx context.Context, jobs []job[T], h Handler[T], 
 			if held != nil {
 				l = held.close()
 			}
-			g.keeper.stop(l)
+			_ = g.keeper.stop(l) // whether claims were lost matters to a commit, and none follows a panic
 			for i := range jobs {
 				if !jobs[i].done {
 					g.release(context.WithoutCancel(ctx), &jobs[i])

@@ -7,7 +7,7 @@ import (
 )
 
 // An Action is what a transport should do with a message once the guard has
-// answered for it. Disposition chooses it; the adapters under contrib/ map it
+// answered for it. [Disposition] chooses it; the adapters under contrib/ map it
 // onto each transport's acknowledgement.
 type Action uint8
 
@@ -28,6 +28,8 @@ const (
 	Redeliver
 )
 
+// String returns the action in lower case ("retry-later"), the form logs
+// and metric labels use.
 func (a Action) String() string {
 	switch a {
 	case Ack:
@@ -42,24 +44,24 @@ func (a Action) String() string {
 	return "Action(" + strconv.Itoa(int(a)) + ")"
 }
 
-// RetryDelay is the delay Disposition suggests with RetryLater. A claim in
+// RetryDelay is the delay [Disposition] suggests with [RetryLater]. A claim in
 // force is usually released or committed within a handler's run, and the
 // revision a gap waits for is usually the next message of the same stream,
 // so a short delay costs little; a transport that redelivers at once would
 // instead spin on the entity.
 const RetryDelay = time.Second
 
-// Disposition maps an error from Handle, Wrap's handler or a HandleBatch
-// Result onto what the transport should do with the message, so that every
-// consumer follows one rule:
+// Disposition maps an error from [Guard.Handle], [Guard.Wrap]'s handler or a
+// [Guard.HandleBatch] [Result] onto what the transport should do with the
+// message, so that every consumer follows one rule:
 //
-//   - nil: Ack;
-//   - ErrInFlight or ErrGap: RetryLater, with RetryDelay as the delay;
-//   - ErrInvalidKey, ErrInvalidRevision, ErrInvalidEvent, or a Permanent
-//     error: DeadLetter (the guard recorded nothing, so the event may be
-//     replayed once repaired);
-//   - anything else (ErrLeaseLost, a handler error, a store error, a
-//     cancelled context): Redeliver, with a zero delay.
+//   - nil: [Ack];
+//   - [ErrInFlight] or [ErrGap]: [RetryLater], with [RetryDelay] as the delay;
+//   - [ErrInvalidKey], [ErrInvalidRevision], [ErrInvalidEvent], or a
+//     [Permanent] error: [DeadLetter] (the guard recorded nothing, so the
+//     event may be replayed once repaired);
+//   - anything else ([ErrLeaseLost], a handler error, a store error, a
+//     cancelled context): [Redeliver], with a zero delay.
 func Disposition(err error) (Action, time.Duration) {
 	switch {
 	case err == nil:

@@ -25,11 +25,13 @@ func TestDisposition(t *testing.T) {
 	require.NoError(t, err)
 
 	holding, release := make(chan struct{}), make(chan struct{})
-	go g.Handle(ctx, event{Key: "held", Rev: 1}, func(context.Context, event) error {
-		close(holding)
-		<-release
-		return nil
-	})
+	go func() {
+		_, _ = g.Handle(ctx, event{Key: "held", Rev: 1}, func(context.Context, event) error {
+			close(holding)
+			<-release
+			return nil
+		})
+	}()
 	<-holding
 	defer close(release)
 	cancelled, cancel := context.WithCancel(ctx)

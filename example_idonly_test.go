@@ -27,9 +27,11 @@ func ExampleKey_idempotencyKey() {
 		ID     string // X-GitHub-Delivery, an Idempotency-Key, an event ID
 		Body   string
 	}
+	// snippet:idempotency-key
 	g := revguard.New(memstore.New(), func(d Delivery) (string, revguard.Revision, error) {
 		return revguard.Key("delivery", d.Sender, d.ID), 1, nil
 	}, revguard.WithNamespace("webhooks"))
+	// snippet:end
 
 	attempts := 0
 	charge := func(ctx context.Context, d Delivery) error {

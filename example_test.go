@@ -8,6 +8,8 @@ import (
 	"github.com/revguard/revguard/backends/memstore"
 )
 
+// snippet:event-type
+
 // PriceChanged is an event that carries the whole new state of a product,
 // so the newest revision wins.
 type PriceChanged struct {
@@ -15,6 +17,8 @@ type PriceChanged struct {
 	Revision uint64
 	Cents    int
 }
+
+// snippet:end
 
 func ExampleNew() {
 	g := revguard.New(memstore.New(), func(e PriceChanged) (string, revguard.Revision, error) {

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"sync/atomic"
 	"time"
 
@@ -16,8 +17,8 @@ import (
 type Handler[T any] func(ctx context.Context, event T) error
 
 // Extractor reads an event's entity key and revision. Its errors reach the
-// caller wrapped in ErrInvalidEvent unless they already wrap ErrInvalidKey or
-// ErrInvalidRevision.
+// caller wrapped in [ErrInvalidEvent] unless they already wrap
+// [ErrInvalidKey] or [ErrInvalidRevision].
 type Extractor[T any] func(event T) (key string, rev Revision, err error)
 
 // Guard lets an event reach its handler only if its revision is newer than
@@ -51,8 +52,8 @@ var errNilHandler = errors.New("revguard: nil handler")
 
 // New returns a guard that keeps its applied revisions in store and reads
 // events with extract. It does no I/O. It panics if store or extract is nil
-// or if the store cannot provide the mode (Transactional needs a
-// Transactor); those are programming errors.
+// or if the store cannot provide the mode ([Transactional] needs a
+// [Transactor]); those are programming errors.
 func New[T any](store Store, extract Extractor[T], opts ...Option) *Guard[T] {
 	if store == nil {
 		panic("revguard: New: nil Store")
@@ -131,13 +132,13 @@ type job[T any] struct {
 }
 
 // Handle runs h on event if the event's revision is newer than its entity's
-// applied revision (under Sequential ordering: exactly the next one), and
-// records it as applied as the mode says. It returns Applied, or Duplicate
-// or Stale with h not run, and a nil error when the message may be
+// applied revision (under [Sequential] ordering: exactly the next one), and
+// records it as applied as the mode says. It returns [Applied], or [Duplicate]
+// or [Stale] with h not run, and a nil error when the message may be
 // acknowledged. An error from h is returned as it is.
 //
 // Concurrent calls on one guard share store round trips (see
-// WithoutCoalescing); each keeps the meaning of a call on its own.
+// [WithoutCoalescing]); each keeps the meaning of a call on its own.
 func (g *Guard[T]) Handle(ctx context.Context, event T, h Handler[T]) (Outcome, error) {
 	if g.cfg.shadow {
 		return g.handleShadow(ctx, event, h)
@@ -338,9 +339,9 @@ func (g *Guard[T]) Wrap(h Handler[T]) Handler[T] {
 	}
 }
 
-// Check tells what Handle would do with event now, without changing
-// anything or running a handler: Applied means it would run. Claims are not
-// considered, so an event Check calls Applied may still get ErrInFlight.
+// Check tells what [Guard.Handle] would do with event now, without changing
+// anything or running a handler: [Applied] means it would run. Claims are not
+// considered, so an event Check calls Applied may still get [ErrInFlight].
 func (g *Guard[T]) Check(ctx context.Context, event T) (Outcome, error) {
 	var one [1]job[T]
 	j := &one[0]
@@ -369,8 +370,10 @@ func (g *Guard[T]) read(event T) (string, Revision, error) {
 	if g.cfg.skew > 0 {
 		now, _ := Timestamp(g.cfg.now())
 		if limit := uint64(now) + uint64(g.cfg.skew); uint64(rev) > limit && limit > uint64(now) {
+			// Capped: 2^63 ns (292 years) ahead or more would print as a negative Duration.
+			ahead := time.Duration(min(uint64(rev)-uint64(now), math.MaxInt64))
 			return key, rev, fmt.Errorf("%w: revision %d of %s is %s ahead of the clock, beyond WithMaxFutureSkew(%s)",
-				ErrInvalidRevision, rev, text.Quote(key), time.Duration(uint64(rev)-uint64(now)), g.cfg.skew)
+				ErrInvalidRevision, rev, text.Quote(key), ahead, g.cfg.skew)
 		}
 	}
 	return key, rev, nil
@@ -406,17 +409,21 @@ func storeError(op, key string, rev Revision, err error) error {
 
 // StoreError is the error of an event whose store call failed: the store
 // could not be reached, or gave an answer it could not read (a lost lease
-// at commit is one too, and wraps ErrLeaseLost). It tells a failing store
-// apart from a failing handler, whose error Handle returns as it is.
+// at commit is one too, and wraps [ErrLeaseLost]). It tells a failing store
+// apart from a failing handler, whose error [Guard.Handle] returns as it is.
 type StoreError struct {
-	Op  string // "claim" (a claim or an advance), "commit", "peek" (Check, HandleReply) or "transact"
-	Key string
-	Rev Revision
-	Err error
+	Op  string   // "claim" (a claim or an advance), "commit", "peek" (Check, HandleReply) or "transact"
+	Key string   // the event's entity key
+	Rev Revision // the event's revision
+	Err error    // what the store returned
 }
 
+// Error names the operation, key and revision before the store's error, so
+// that a log line says which event the store failed.
 func (e *StoreError) Error() string {
 	return fmt.Sprintf("revguard: %s %s revision %d: %v", e.Op, text.Quote(e.Key), e.Rev, e.Err)
 }
 
+// Unwrap returns Err, so that [errors.Is] finds the driver's or the
+// context's error through the StoreError.
 func (e *StoreError) Unwrap() error { return e.Err }

@@ -8,8 +8,8 @@ import (
 // Hooks let instrumentation follow a guard's decisions as they happen, in
 // the caller's context: contrib/revotel makes OpenTelemetry spans and
 // metrics of them. Every field may be nil. They run on the goroutines of
-// Handle and HandleBatch (Decided and Store also on those of
-// WithBatchConcurrency), so they must be quick and safe for concurrent use.
+// [Guard.Handle] and [Guard.HandleBatch] (Decided and [Store] also on those of
+// [WithBatchConcurrency]), so they must be quick and safe for concurrent use.
 type Hooks struct {
 	// Begin is called as Handle or HandleBatch starts. The context it
 	// returns is the one the rest of the call uses: store calls, handlers
@@ -33,12 +33,13 @@ type Hooks struct {
 	Decided func(ctx context.Context, d Decision)
 }
 
-// Call describes a Handle or HandleBatch call to the Begin hook.
+// Call describes a [Guard.Handle] or [Guard.HandleBatch] call to the Begin
+// hook.
 type Call struct {
-	Namespace string
-	Mode      Mode
-	Batch     bool // HandleBatch
-	Events    int  // how many events: 1 for Handle
+	Namespace string // the guard's
+	Mode      Mode   // the guard's
+	Batch     bool   // HandleBatch
+	Events    int    // how many events: 1 for Handle
 }
 
 // WithHooks sets the hooks instrumentation follows the guard with. A second

@@ -6,9 +6,9 @@ import (
 )
 
 // Inspector is implemented by stores that can show an operator what they
-// hold, beyond Peek: the claim in force, and every entity of a namespace.
-// The revguard command (cmd/revguard) uses it for get, scan and watch.
-// memstore, redisstore and sqlstore implement it.
+// hold, beyond [Store.Peek]: the claim in force, and every entity of a
+// namespace. The revguard command (cmd/revguard) uses it for get, scan and
+// watch. memstore, redisstore and sqlstore implement it.
 type Inspector interface {
 	// Inspect reads one entity and the claim in force on it, if any,
 	// without changing anything. An entity the store knows nothing of
@@ -25,9 +25,9 @@ type Inspector interface {
 	Scan(ctx context.Context, ns, match string, fn func(Entity) error) error
 }
 
-// Entity is what an Inspector reports of one entity.
+// Entity is what an [Inspector] reports of one entity.
 type Entity struct {
-	Key string
+	Key string // exactly as the guard sent it: every store round-trips a valid key
 	State
 	Claim *ClaimState // the claim in force; nil when there is none or it expired
 }

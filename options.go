@@ -25,6 +25,7 @@ const (
 	Transactional
 )
 
+// String returns the mode's Go name ("AtMostOnce"), for logs.
 func (m Mode) String() string {
 	switch m {
 	case Claim:
@@ -45,10 +46,11 @@ const (
 	// entity's full state and the newest wins.
 	Latest Ordering = iota + 1
 	// Sequential applies only applied+1: events are deltas and none may be
-	// skipped. A revision further ahead returns ErrGap.
+	// skipped. A revision further ahead returns [ErrGap].
 	Sequential
 )
 
+// String returns the ordering's Go name ("Sequential"), for logs.
 func (o Ordering) String() string {
 	switch o {
 	case Latest:
@@ -59,7 +61,7 @@ func (o Ordering) String() string {
 	return fmt.Sprintf("Ordering(%d)", uint8(o))
 }
 
-// Option configures a Guard.
+// Option configures a [Guard].
 type Option func(*config)
 
 type config struct {
@@ -100,7 +102,7 @@ func WithNamespace(ns string) Option {
 	return func(c *config) { c.namespace = ns }
 }
 
-// WithLease sets how long a claim lives without renewal in Claim mode. The
+// WithLease sets how long a claim lives without renewal in [Claim] mode. The
 // guard renews it every third of d while the handler runs, so d bounds how
 // long a crashed consumer blocks its entities, not how long a handler may
 // take. The default is 30s.
@@ -111,7 +113,7 @@ func WithLease(d time.Duration) Option {
 	return func(c *config) { c.lease = d }
 }
 
-// WithMode sets the Mode. The default is Claim.
+// WithMode sets the [Mode]. The default is [Claim].
 func WithMode(m Mode) Option {
 	if m < Claim || m > Transactional {
 		panic(fmt.Sprintf("revguard: WithMode(%d): unknown mode", uint8(m)))
@@ -119,7 +121,7 @@ func WithMode(m Mode) Option {
 	return func(c *config) { c.mode = m }
 }
 
-// WithOrdering sets the Ordering. The default is Latest.
+// WithOrdering sets the [Ordering]. The default is [Latest].
 func WithOrdering(o Ordering) Option {
 	if o < Latest || o > Sequential {
 		panic(fmt.Sprintf("revguard: WithOrdering(%d): unknown ordering", uint8(o)))
@@ -127,13 +129,13 @@ func WithOrdering(o Ordering) Option {
 	return func(c *config) { c.ordering = o }
 }
 
-// WithFirstRevision sets the revision a Sequential entity starts at, when
+// WithFirstRevision sets the revision a [Sequential] entity starts at, when
 // nothing has been applied to it. The default is 1.
 func WithFirstRevision(r Revision) Option {
 	return func(c *config) { c.first = r }
 }
 
-// WithMaxFutureSkew refuses, with ErrInvalidRevision, revisions read as Unix
+// WithMaxFutureSkew refuses, with [ErrInvalidRevision], revisions read as Unix
 // nanoseconds that lie more than d after the guard's clock: one bogus event
 // far in the future would otherwise make every later one stale. For guards
 // whose revisions are timestamps. The default is no bound.
@@ -144,7 +146,7 @@ func WithMaxFutureSkew(d time.Duration) Option {
 	return func(c *config) { c.skew = d }
 }
 
-// WithMaxStep refuses, with ErrInvalidRevision, revisions more than n above
+// WithMaxStep refuses, with [ErrInvalidRevision], revisions more than n above
 // the applied one. An entity with nothing applied is not bounded, so a
 // consumer can join a stream midway. For guards whose revisions are
 // counters. The default is no bound.
@@ -168,7 +170,7 @@ func WithLogger(l *slog.Logger) Option {
 	return func(c *config) { c.logger = l }
 }
 
-// WithClock sets the clock WithMaxFutureSkew compares with. The default is
+// WithClock sets the clock [WithMaxFutureSkew] compares with. The default is
 // time.Now.
 func WithClock(now func() time.Time) Option {
 	if now == nil {
@@ -178,11 +180,12 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithShadow makes the guard decide and report, through the observer, the
-// logger and Stats, but drop nothing: every event reaches its handler and
-// Handle returns the handler's error alone, whatever the guard decided. It
-// is for rolling revguard out in front of a running consumer and watching
-// what it would do. Decisions are still recorded in the store, so the
-// guard's state is warm when shadow mode is switched off. The default is off.
+// logger and [Guard.Stats], but drop nothing: every event reaches its handler
+// and [Guard.Handle] returns the handler's error alone, whatever the guard
+// decided. It is for rolling revguard out in front of a running consumer and
+// watching what it would do. Decisions are still recorded in the store, so
+// the guard's state is warm when shadow mode is switched off. The default is
+// off.
 func WithShadow() Option {
 	return func(c *config) { c.shadow = true }
 }
@@ -194,17 +197,17 @@ func WithShadow() Option {
 // bytes plus its key.
 //
 // It never drops an event the store would apply, because an applied
-// revision only grows, with two exceptions it must hear of: SetApplied and
-// Forget through this guard clear it, but a revision lowered by another
-// guard or process (an operator's repair, a Forget elsewhere) is not seen,
-// and this guard goes on dropping events at or below the old revision until
-// their entries make way or the process restarts. Use it where no other
-// process lowers revisions while consumers run, or repair through every
-// consumer's guard. New panics if the store expires entities (redisstore
-// WithTTL). A drop answered from the cache is Duplicate when the revision is
-// the highest one the cache saw applied, even if another process has since
-// applied a higher one (the store would then say Stale); it is a drop either
-// way. Stats.Cached counts these drops.
+// revision only grows, with two exceptions it must hear of:
+// [Guard.SetApplied] and Forget through this guard clear it, but a revision
+// lowered by another guard or process (an operator's repair, a Forget
+// elsewhere) is not seen, and this guard goes on dropping events at or below
+// the old revision until their entries make way or the process restarts. Use
+// it where no other process lowers revisions while consumers run, or repair
+// through every consumer's guard. [New] panics if the store expires entities
+// (redisstore WithTTL). A drop answered from the cache is [Duplicate] when
+// the revision is the highest one the cache saw applied, even if another
+// process has since applied a higher one (the store would then say [Stale]);
+// it is a drop either way. [Stats.Cached] counts these drops.
 //
 // The default is 0: no cache, every event asks the store.
 func WithDropCache(size int) Option {
@@ -214,27 +217,27 @@ func WithDropCache(size int) Option {
 	return func(c *config) { c.cacheSize = size }
 }
 
-// WithoutCoalescing makes every Handle call send its own store calls. By
-// default, concurrent calls on one guard share them: while a claim (or a
-// commit) is on its way to the store, the calls that arrive wait, and go
-// out together in one batch call when it returns, the way HandleBatch sends
-// a batch. A lone call never waits: it sends at once, from its own
+// WithoutCoalescing makes every [Guard.Handle] call send its own store calls.
+// By default, concurrent calls on one guard share them: while a claim (or a
+// commit) is on its way to the store, the calls that arrive wait, and go out
+// together in one batch call when it returns, the way [Guard.HandleBatch]
+// sends a batch. A lone call never waits: it sends at once, from its own
 // goroutine. Each call keeps its own context, outcome and errors, and two
 // calls for one entity never share a store call, so they are decided as if
-// made one after the other. Stores that live in the process (InProcess,
-// such as memstore) are never coalesced: their calls cost less than
-// waiting. The default is on for every other store.
+// made one after the other. Stores that live in the process ([InProcess],
+// such as memstore) are never coalesced: their calls cost less than waiting.
+// The default is on for every other store.
 func WithoutCoalescing() Option {
 	return func(c *config) { c.coalesce = false }
 }
 
-// WithBatchConcurrency lets HandleBatch run up to n handlers at once, each
-// of another entity; a key's events still run one at a time, in revision
+// WithBatchConcurrency lets [Guard.HandleBatch] run up to n handlers at once,
+// each of another entity; a key's events still run one at a time, in revision
 // order. For handlers that wait on I/O: a batch of 100 events whose handler
 // waits 5ms takes half a second one after another, 50ms ten at a time.
-// Handlers must then be safe for concurrent use. Transactional mode runs
-// them one after another all the same: each holds a transaction of its
-// own until it returns. The default is 1.
+// Handlers must then be safe for concurrent use. [Transactional] mode runs
+// them one after another all the same: each holds a transaction of its own
+// until it returns. The default is 1.
 func WithBatchConcurrency(n int) Option {
 	if n < 1 {
 		panic(fmt.Sprintf("revguard: WithBatchConcurrency(%d): want at least 1", n))
@@ -244,9 +247,9 @@ func WithBatchConcurrency(n int) Option {
 
 // Decision is what an observer is told about one event.
 type Decision struct {
-	Namespace string
-	Key       string
-	Revision  Revision
+	Namespace string        // the guard's
+	Key       string        // the event's entity key
+	Revision  Revision      // the event's revision
 	Applied   State         // the entity as the store saw it before deciding
 	Outcome   Outcome       // 0 when Err is not nil
 	Cached    bool          // a drop answered by WithDropCache's cache: Applied is what the cache knew

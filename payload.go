@@ -6,16 +6,17 @@ import (
 	"fmt"
 )
 
-// MaxPayload is the largest payload, in bytes, that CommitPayload takes:
-// room for a 64 KiB response body with 4 KiB of status line and headers,
-// the replay the middleware keeps for a duplicate. It bounds what one
-// commit adds to a store's write and to every entity's memory in Redis,
-// and each store keeps it in one value (on MySQL, a MEDIUMBLOB: a BLOB
-// holds 64 KiB, not quite enough).
+// MaxPayload is the largest payload, in bytes, that [Payloads.CommitPayload]
+// takes: room for a 64 KiB response body with 4 KiB of status line and
+// headers, the replay the middleware keeps for a duplicate. It bounds what
+// one commit adds to a store's write and to every entity's memory in Redis,
+// and each store keeps it in one value (on MySQL, a MEDIUMBLOB: a BLOB holds
+// 64 KiB, not quite enough).
 const MaxPayload = 64<<10 + 4<<10
 
-// ErrPayloadTooLarge is returned, wrapped with the size, by CommitPayload
-// for a payload above MaxPayload, before anything is stored.
+// ErrPayloadTooLarge is returned, wrapped with the size, by
+// [Payloads.CommitPayload] for a payload above [MaxPayload], before anything
+// is stored.
 var ErrPayloadTooLarge = errors.New("revguard: payload too large")
 
 // Payloads is implemented by stores that can keep a small payload with an
@@ -28,11 +29,11 @@ var ErrPayloadTooLarge = errors.New("revguard: payload too large")
 // A payload belongs to the recording of one revision by one commit: it is
 // visible from that commit on, never during the claim before it, and only
 // for as long as that revision stays applied by that commit. Whatever
-// records a revision otherwise (Commit without a payload, the advance of
-// AtMostOnce, Set) or Forget ends it: PeekPayload never returns a payload
-// with a revision it was not committed with. A refused claim changes
-// nothing, the payload included. backendtest.Run checks all of it for
-// stores that implement Payloads.
+// records a revision otherwise ([Store.Commit] without a payload, the advance
+// of [AtMostOnce], [Store.Set]) or Forget ends it: [Payloads.PeekPayload]
+// never returns a payload with a revision it was not committed with. A
+// refused claim changes nothing, the payload included. backendtest.Run checks
+// all of it for stores that implement Payloads.
 type Payloads interface {
 	// CommitPayload is Commit that also stores payload with the revision
 	// it records. A commit retried with the same token after it took effect
@@ -47,8 +48,8 @@ type Payloads interface {
 	PeekPayload(ctx context.Context, ns, key string) (State, []byte, error)
 }
 
-// CheckPayload returns nil if a Payloads store must keep payload, and
-// otherwise an error wrapping ErrPayloadTooLarge. Stores call it before
+// CheckPayload returns nil if a [Payloads] store must keep payload, and
+// otherwise an error wrapping [ErrPayloadTooLarge]. Stores call it before
 // anything is sent.
 func CheckPayload(payload []byte) error {
 	if len(payload) > MaxPayload {

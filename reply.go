@@ -4,20 +4,21 @@ import (
 	"context"
 )
 
-// A ReplyHandler is a Handler that also returns what it produced (an HTTP
+// A ReplyHandler is a [Handler] that also returns what it produced (an HTTP
 // response, a computed result), for the store to keep with the revision
 // the event applies.
 type ReplyHandler[T any] func(ctx context.Context, event T) (reply []byte, err error)
 
-// HandleReply is Handle for a handler whose reply is kept with the revision
-// it applies, so that a duplicate delivery of the event is answered with
-// the reply of the first: Applied returns the reply h returned; Duplicate
-// the reply stored with the revision; Stale, and every error, nil.
+// HandleReply is [Guard.Handle] for a handler whose reply is kept with the
+// revision it applies, so that a duplicate delivery of the event is answered
+// with the reply of the first: [Applied] returns the reply h returned;
+// [Duplicate] the reply stored with the revision; [Stale], and every error,
+// nil.
 //
 // The reply is recorded in the commit's own write, so no crash separates it
-// from the revision. That takes a store that implements Payloads and the
-// Claim mode (AtMostOnce and Transactional record the revision apart from
-// the handler's end); elsewhere, and for a reply above MaxPayload, the
+// from the revision. That takes a store that implements [Payloads] and the
+// [Claim] mode ([AtMostOnce] and [Transactional] record the revision apart from
+// the handler's end); elsewhere, and for a reply above [MaxPayload], the
 // revision is recorded without a reply and a duplicate gets nil. A
 // duplicate also gets nil when the revision was applied by Handle, or by
 // a newer reply-less commit. Reading a duplicate's reply costs one more

@@ -21,7 +21,7 @@ func TestHandleReply(t *testing.T) {
 		"memstore": func(*testing.T) revguard.Store { return memstore.New() },
 		"redisstore": func(t *testing.T) revguard.Store {
 			c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
-			t.Cleanup(func() { c.Close() })
+			t.Cleanup(func() { _ = c.Close() })
 			return redisstore.New(c)
 		},
 	}

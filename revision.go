@@ -15,18 +15,18 @@ import (
 )
 
 // Revision orders the events of one entity. Counters are used as they are;
-// timestamps are Unix nanoseconds (see Timestamp). Every backend orders the
+// timestamps are Unix nanoseconds (see [Timestamp]). Every backend orders the
 // whole uint64 range exactly.
 type Revision uint64
 
-// String returns the revision in decimal, the form ParseRevision reads back.
+// String returns the revision in decimal, the form [ParseRevision] reads back.
 func (r Revision) String() string { return strconv.FormatUint(uint64(r), 10) }
 
 // Timestamp returns t as a revision: nanoseconds since the Unix epoch. Times
 // before 1970 have no revision and times after the year 2554 overflow uint64;
-// both return an error wrapping ErrInvalidRevision.
+// both return an error wrapping [ErrInvalidRevision].
 func Timestamp(t time.Time) (Revision, error) {
-	sec, nsec := t.Unix(), uint64(t.Nanosecond())
+	sec, nsec := t.Unix(), uint64(t.Nanosecond()) //nolint:gosec // G115: Nanosecond is in [0, 1e9)
 	if sec < 0 {
 		return 0, fmt.Errorf("%w: time %s is before 1970", ErrInvalidRevision, t.Format(time.RFC3339Nano))
 	}
@@ -37,9 +37,9 @@ func Timestamp(t time.Time) (Revision, error) {
 }
 
 // ParseRevision reads a revision written as a decimal integer ("42") or as an
-// RFC 3339 timestamp ("2026-11-23T09:00:00.5Z", read as Timestamp does). It
+// RFC 3339 timestamp ("2026-11-23T09:00:00.5Z", read as [Timestamp] does). It
 // refuses signs, spaces, fractions, exponents and anything else with an error
-// that wraps ErrInvalidRevision and quotes the input.
+// that wraps [ErrInvalidRevision] and quotes the input.
 func ParseRevision(s string) (Revision, error) {
 	if s == "" {
 		return 0, fmt.Errorf("%w: empty string", ErrInvalidRevision)
@@ -56,7 +56,7 @@ func ParseRevision(s string) (Revision, error) {
 	if len(s) >= 20 && s[4] == '-' && text.AllDigits(s[:4]) {
 		t, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %s is not an RFC 3339 timestamp: %v", ErrInvalidRevision, text.Quote(s), err)
+			return 0, fmt.Errorf("%w: %s is not an RFC 3339 timestamp: %w", ErrInvalidRevision, text.Quote(s), err)
 		}
 		return Timestamp(t)
 	}
@@ -73,6 +73,8 @@ const (
 	DeadLettered                    // the handler failed for good and WithDeadLetter took the event
 )
 
+// String returns the outcome in lower case ("applied", "duplicate", "stale",
+// "dead-lettered"), the value of the middleware's Revision-Outcome header.
 func (o Outcome) String() string {
 	switch o {
 	case Applied:
@@ -89,8 +91,8 @@ func (o Outcome) String() string {
 
 // The errors below are returned wrapped, with the key and revision in the
 // message; test for them with errors.Is. Every one of them means: do not
-// acknowledge the message (ErrInvalidKey, ErrInvalidRevision and
-// ErrInvalidEvent mean it will never succeed, so route it to a dead-letter
+// acknowledge the message ([ErrInvalidKey], [ErrInvalidRevision] and
+// [ErrInvalidEvent] mean it will never succeed, so route it to a dead-letter
 // queue).
 var (
 	// ErrInvalidKey: the entity key is empty, longer than MaxKeyLen, or not UTF-8.
@@ -114,7 +116,7 @@ var (
 const MaxKeyLen = 4096
 
 // CheckKey returns nil if key is a valid entity key and otherwise an error
-// wrapping ErrInvalidKey that says what is wrong with it.
+// wrapping [ErrInvalidKey] that says what is wrong with it.
 func CheckKey(key string) error {
 	switch {
 	case key == "":

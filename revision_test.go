@@ -1,6 +1,7 @@
 package revguard_test
 
 import (
+	"context"
 	"errors"
 	"math"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/revguard/revguard"
+	"github.com/revguard/revguard/backends/memstore"
 )
 
 func TestParseRevision(t *testing.T) {
@@ -60,6 +62,17 @@ func TestTimestamp(t *testing.T) {
 	assert.Greater(t, uint64(r), uint64(math.MaxInt64))
 	_, err = revguard.Timestamp(time.Date(2600, 1, 1, 0, 0, 0, 0, time.UTC))
 	assert.ErrorIs(t, err, revguard.ErrInvalidRevision)
+}
+
+// A revision 292 years or more ahead of the clock is refused with the
+// distance capped, not wrapped round to a negative Duration.
+func TestMaxFutureSkewFarAhead(t *testing.T) {
+	now := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	g := revguard.New(memstore.New(), func(r revguard.Revision) (string, revguard.Revision, error) { return "k", r, nil },
+		revguard.WithMaxFutureSkew(time.Minute), revguard.WithClock(func() time.Time { return now }))
+	_, err := g.Check(context.Background(), revguard.Revision(math.MaxUint64))
+	require.ErrorIs(t, err, revguard.ErrInvalidRevision)
+	assert.Contains(t, err.Error(), " is 2562047h47m16.854775807s ahead of the clock")
 }
 
 func TestOutcomeString(t *testing.T) {

@@ -7,8 +7,8 @@ import (
 	"net/http"
 )
 
-// ErrBodyTooLarge is wrapped in the error an extractor or ReadBody returns
-// for a body above the size limit; HTTP answers it with 413.
+// ErrBodyTooLarge is wrapped in the error an extractor or [ReadBody] returns
+// for a body above the size limit; [HTTP] answers it with 413.
 var ErrBodyTooLarge = errors.New("middleware: request body too large")
 
 // body is what the middleware puts in r.Body: the request body under the
@@ -87,7 +87,7 @@ func (b *body) readAll(hint int64) ([]byte, error) {
 	if b.full {
 		return b.buf, nil
 	}
-	if b.n > 0 || (b.err != nil && b.err != io.EOF) {
+	if b.n > 0 || (b.err != nil && !errors.Is(b.err, io.EOF)) {
 		if errors.As(b.err, new(*http.MaxBytesError)) {
 			return nil, tooLarge(b.limit)
 		}
@@ -109,7 +109,7 @@ func (b *body) readAll(hint int64) ([]byte, error) {
 		}
 		n, err := b.readSrc(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
@@ -130,10 +130,10 @@ func tooLarge(limit int64) error {
 
 // ReadBody returns r's body, read whole under the size limit, and leaves
 // r.Body reading it again from the start, so that extractors and signature
-// checks can look at a body the inner handler then reads intact. Inside HTTP
-// the limit is WithMaxBody's; elsewhere it is the WithMaxBody among opts, or
-// DefaultMaxBody (opts count only outside HTTP, whose own options rule
-// inside it). A body above it gives an error wrapping ErrBodyTooLarge.
+// checks can look at a body the inner handler then reads intact. Inside [HTTP]
+// the limit is [WithMaxBody]'s; elsewhere it is the WithMaxBody among opts, or
+// [DefaultMaxBody] (opts count only outside HTTP, whose own options rule
+// inside it). A body above it gives an error wrapping [ErrBodyTooLarge].
 // Custom extractors that need the body should read it with ReadBody.
 func ReadBody(r *http.Request, opts ...Option) ([]byte, error) {
 	if r.Body == nil || r.Body == http.NoBody {

@@ -16,12 +16,14 @@ import (
 )
 
 func ExampleHTTP() {
+	// snippet:middleware-http
 	g := revguard.New(memstore.New(), middleware.Headers("Event-Key", "Event-Revision"))
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Println("  app applies", r.Header.Get("Event-Key"), "revision", r.Header.Get("Event-Revision"))
 		w.WriteHeader(http.StatusNoContent)
 	})
 	h := middleware.HTTP(g)(app)
+	// snippet:end
 
 	for _, rev := range []string{"2", "2", "1", "3", "three"} {
 		r := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(`{"status":"paid"}`))
@@ -53,6 +55,7 @@ func ExampleHTTP() {
 
 func ExampleGitHubSignature() {
 	secret := []byte("It's a Secret to Everybody")
+	// snippet:middleware-github
 	g := revguard.New(memstore.New(), middleware.JSONFields("order.id", "order.version"))
 	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "applied")
@@ -60,6 +63,7 @@ func ExampleGitHubSignature() {
 	// The signature is checked first, so that no forged event reaches the
 	// guard's store.
 	h := middleware.GitHubSignature(secret)(middleware.HTTP(g)(app))
+	// snippet:end
 
 	deliver := func(body, signature string) {
 		r := httptest.NewRequest(http.MethodPost, "/webhook", strings.NewReader(body))

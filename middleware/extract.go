@@ -15,17 +15,19 @@ import (
 )
 
 // FieldError is the error an extractor returns: the part of the request it
-// could not use, and why. Err is revguard.ErrInvalidKey,
-// revguard.ErrInvalidRevision or ErrBodyTooLarge, or nil when the request is
-// unusable for another reason (the guard then reports it wrapped in
-// revguard.ErrInvalidEvent). HTTP answers with Field and Reason in the
+// could not use, and why. Err is [revguard.ErrInvalidKey],
+// [revguard.ErrInvalidRevision] or [ErrBodyTooLarge], or nil when the request
+// is unusable for another reason (the guard then reports it wrapped in
+// [revguard.ErrInvalidEvent]). [HTTP] answers with Field and Reason in the
 // problem's detail, so that the sender learns what to fix.
 type FieldError struct {
 	Field  string // such as `header "Event-Key"` or `JSON field "data.id"`; empty for the body as a whole
-	Reason string
-	Err    error
+	Reason string // what is wrong with it, in words the sender can act on
+	Err    error  // see above; nil for other reasons
 }
 
+// Error puts Err first, then Field and Reason, so that the message starts
+// with the class of fault.
 func (e *FieldError) Error() string {
 	var b strings.Builder
 	if e.Err != nil {
@@ -43,11 +45,13 @@ func (e *FieldError) detail() string {
 	return e.Field + ": " + e.Reason
 }
 
+// Unwrap returns Err, so that [errors.Is] tells a bad key from a bad
+// revision or an oversized body.
 func (e *FieldError) Unwrap() error { return e.Err }
 
 // Headers returns an extractor that reads the entity key from the header
 // keyHeader and the revision from the header revisionHeader, as
-// revguard.ParseRevision reads it (a decimal counter or an RFC 3339
+// [revguard.ParseRevision] reads it (a decimal counter or an RFC 3339
 // timestamp). A missing header, or one sent several times with different
 // values, is refused. It panics if a name is not a valid header name.
 func Headers(keyHeader, revisionHeader string) revguard.Extractor[*http.Request] {
@@ -79,7 +83,7 @@ func Headers(keyHeader, revisionHeader string) revguard.Extractor[*http.Request]
 }
 
 // CloudEvents returns an extractor for CloudEvents over HTTP. In binary mode
-// the key is revguard.Key(ce-source, ce-subject), or revguard.Key(ce-source)
+// the key is [revguard.Key](ce-source, ce-subject), or revguard.Key(ce-source)
 // when there is no ce-subject, with both percent-decoded as the HTTP binding
 // says; the revision is ce-sequence, a decimal counter, or else ce-time, an
 // RFC 3339 timestamp. In structured mode (Content-Type
@@ -93,10 +97,10 @@ func Headers(keyHeader, revisionHeader string) revguard.Extractor[*http.Request]
 // ("000042"), which read as the number they spell. Any other sequence (a
 // UUID, a Kafka-style "topic-partition-offset") is refused as a bad
 // revision: map it to a counter in an Extractor of your own, or use
-// CloudEventsByTime to order by time instead.
+// [CloudEventsByTime] to order by time instead.
 func CloudEvents() revguard.Extractor[*http.Request] { return cloudEvent }
 
-// CloudEventsByTime is CloudEvents ordered by the time attribute alone: the
+// CloudEventsByTime is [CloudEvents] ordered by the time attribute alone: the
 // sequence extension is ignored, for producers whose sequence is not a
 // decimal counter. Two events of one entity stamped with the same time are
 // then one revision, so the producer's clock must tell them apart.
@@ -237,13 +241,14 @@ func structuredEvent(r *http.Request, byTime bool) (string, revguard.Revision, e
 	return key, rev, err
 }
 
-// CloudEventKey returns the entity key CloudEvents gives an event:
-// revguard.Key(source, subject), or revguard.Key(source) when subject is nil
+// CloudEventKey returns the entity key [CloudEvents] gives an event:
+// [revguard.Key](source, subject), or revguard.Key(source) when subject is nil
 // (the attribute is absent), so that no two (source, subject) pairs share a
 // key and a source alone differs from every pair. sourceField and
 // subjectField name the attributes in its errors, such as `header
-// "ce-source"`. Adapters for other CloudEvents bindings (contrib/revcloudevents)
-// call it so that one event gets one key whichever way it arrives.
+// "ce-source"`. Adapters for other CloudEvents bindings
+// (contrib/revcloudevents) call it so that one event gets one key whichever
+// way it arrives.
 func CloudEventKey(sourceField, source, subjectField string, subject *string) (string, error) {
 	if source == "" {
 		return "", &FieldError{Field: sourceField, Reason: "missing", Err: revguard.ErrInvalidKey}
@@ -275,7 +280,7 @@ func CloudEventSequence(field, s string) (revguard.Revision, error) {
 
 // CloudEventTime reads a time attribute as a revision in Unix nanoseconds,
 // and refuses one more than maxSkew ahead of now (0: no bound), as the
-// middleware does with DefaultMaxFutureSkew unless WithMaxFutureSkew says
+// middleware does with [DefaultMaxFutureSkew] unless [WithMaxFutureSkew] says
 // otherwise.
 func CloudEventTime(field string, t, now time.Time, maxSkew time.Duration) (revguard.Revision, error) {
 	rev, err := revguard.Timestamp(t)
@@ -289,7 +294,7 @@ func CloudEventTime(field string, t, now time.Time, maxSkew time.Duration) (revg
 // from a JSON object body, at dotted member paths such as "data.object.id".
 // The key may be a string or an integer. The revision may be an integer,
 // read exactly over the whole uint64 range, or a string that
-// revguard.ParseRevision reads (a decimal counter or an RFC 3339 timestamp).
+// [revguard.ParseRevision] reads (a decimal counter or an RFC 3339 timestamp).
 // The body is read once, under the size limit, and the inner handler then
 // reads it intact. A member named twice along a path is refused, since
 // parsers differ on which one wins. Member names containing a dot cannot be
@@ -407,7 +412,7 @@ func parseTime(cfg *config, field, s string) (revguard.Revision, error) {
 // bound): a single event stamped in the year 2500 would otherwise make
 // every later event of its entity stale. s is the timestamp as sent.
 func checkFuture(field, s string, rev revguard.Revision, now time.Time, skew time.Duration) error {
-	if skew == 0 {
+	if skew <= 0 { // WithMaxFutureSkew refuses a negative one
 		return nil
 	}
 	nowRev, err := revguard.Timestamp(now)

@@ -11,7 +11,7 @@ import (
 )
 
 // An HMACScheme says where a sender puts its HMAC-SHA256 signature and what
-// it signs, for HMACSignature. Header is required; the zero value of every
+// it signs, for [HMACSignature]. Header is required; the zero value of every
 // other field is the common case, so that
 //
 //	middleware.HMACScheme{Header: "X-Signature"}
@@ -43,7 +43,7 @@ type HMACScheme struct {
 	Timestamp string
 }
 
-// An Encoding is how an HMACScheme writes the MAC in its header.
+// An Encoding is how an [HMACScheme] writes the MAC in its header.
 type Encoding uint8
 
 const (
@@ -55,14 +55,14 @@ const (
 
 // HMACSignature returns middleware that passes a request on only if it
 // carries, as scheme says, an HMAC-SHA256 signature under secret (or under
-// one of WithExtraSecrets), and its timestamp, if scheme has one, lies within
-// WithTolerance (5 minutes by default) of the clock in either direction.
+// one of [WithExtraSecrets]), and its timestamp, if scheme has one, lies within
+// [WithTolerance] (5 minutes by default) of the clock in either direction.
 // Anything else is answered 401 with an application/problem+json body, and
-// nothing reaches the next handler; a body above the limit (WithMaxBody) is
+// nothing reaches the next handler; a body above the limit ([WithMaxBody]) is
 // answered 413. The next handler reads the body intact. Stack it in front of
-// HTTP, so that no unsigned request reaches the guard or its store.
-// GitHubSignature, SlackSignature, ShopifySignature and StandardWebhooks are
-// schemes of it.
+// [HTTP], so that no unsigned request reaches the guard or its store.
+// [GitHubSignature], [SlackSignature], [ShopifySignature] and
+// [StandardWebhooks] are schemes of it.
 //
 // It panics if secret is empty or scheme is not valid: no Header, a
 // malformed header name, unbalanced braces in Signed, or a Timestamp that

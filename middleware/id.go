@@ -42,7 +42,7 @@ func idHeader(r *http.Request, h, field string) (string, revguard.Revision, erro
 }
 
 // IDField returns an extractor for the ID-only pattern keyed by a JSON
-// body field, at a dotted path as JSONFields reads it, such as a Stripe
+// body field, at a dotted path as [JSONFields] reads it, such as a Stripe
 // event's "id": the key is the field's value (a string or an integer) and
 // the revision is always 1.
 //

@@ -136,7 +136,7 @@ func badJSON(err error) error {
 	if errors.As(err, &se) {
 		return &FieldError{Field: "body", Reason: fmt.Sprintf("not valid JSON at byte %d: %v", se.Offset, err)}
 	}
-	if err == io.EOF || err == io.ErrUnexpectedEOF {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return &FieldError{Field: "body", Reason: "not valid JSON: unexpected end"}
 	}
 	return &FieldError{Field: "body", Reason: "not valid JSON: " + err.Error()}
@@ -214,7 +214,7 @@ func hex4(b []byte) rune {
 	if err != nil {
 		return -1
 	}
-	return rune(n)
+	return rune(n) //nolint:gosec // G115: four hex digits, at most 0xFFFF
 }
 
 // jsonKey reads an entity key written as a string or an integer (many

@@ -11,7 +11,7 @@ import (
 )
 
 // OutcomeHeader is the response header that tells the sender why its
-// delivery was dropped: "duplicate" or "stale" (revguard.Outcome.String).
+// delivery was dropped: "duplicate" or "stale" ([revguard.Outcome.String]).
 const OutcomeHeader = "Revision-Outcome"
 
 // HTTP returns middleware that runs the handler it wraps through g.Handle:
@@ -20,13 +20,13 @@ const OutcomeHeader = "Revision-Outcome"
 // documentation lists every response. The inner handler's status decides the
 // claim: a 2xx, 3xx or a 4xx that no retry can cure (or no status, which
 // net/http sends as 200) commits the revision; a 5xx, a 408, 425 or 429, a
-// panic, or a body that went past WithMaxBody's limit while the handler
+// panic, or a body that went past [WithMaxBody]'s limit while the handler
 // read it (whatever the handler answered) releases it, so that the
 // sender's retry runs the handler again.
 //
 // Request bodies are limited to WithMaxBody's size, for the extractor and
 // for the inner handler alike. Extractors read the options (the body limit,
-// WithMaxFutureSkew, WithClock) from the request, so the same guard may
+// [WithMaxFutureSkew], [WithClock]) from the request, so the same guard may
 // serve several differently configured middlewares.
 //
 // HTTP panics if g is nil, and the returned function panics if the handler

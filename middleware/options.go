@@ -7,18 +7,18 @@ import (
 	"time"
 )
 
-// Option configures HTTP or one of the signature middleware. Each option
+// Option configures [HTTP] or one of the signature middleware. Each option
 // says which of them it applies to; giving one to a middleware it does not
 // apply to panics when the middleware is built, so that a misplaced option
 // is found at start-up rather than ignored.
 type Option func(*config)
 
-// DefaultMaxBody is the body size limit, in bytes, when WithMaxBody is not
-// given, and the limit ReadBody applies outside the middleware.
+// DefaultMaxBody is the body size limit, in bytes, when [WithMaxBody] is not
+// given, and the limit [ReadBody] applies outside the middleware.
 const DefaultMaxBody = 1 << 20
 
 // DefaultMaxFutureSkew is how far ahead of the clock a timestamp revision may
-// lie when WithMaxFutureSkew is not given, also outside the middleware.
+// lie when [WithMaxFutureSkew] is not given, also outside the middleware.
 const DefaultMaxFutureSkew = 5 * time.Minute
 
 type kind uint8
@@ -102,7 +102,8 @@ func (c *config) only(option string, ks ...kind) {
 
 // WithMaxBody sets the largest request body, in bytes, that the middleware
 // reads or lets the inner handler read; a larger one gets 413. It applies to
-// HTTP and every signature middleware. The default is DefaultMaxBody (1 MiB).
+// [HTTP] and every signature middleware. The default is [DefaultMaxBody] (1
+// MiB).
 func WithMaxBody(n int64) Option {
 	if n <= 0 {
 		panic(fmt.Sprintf("middleware.WithMaxBody(%d): want a positive size", n))
@@ -113,7 +114,7 @@ func WithMaxBody(n int64) Option {
 // WithDropStatus sets the status of the response to a duplicate or stale
 // delivery, which also carries the header Revision-Outcome. Any 2xx makes
 // senders stop retrying, which is what a dropped event needs; a 4xx such as
-// 409 suits senders that must be told. It applies to HTTP. The default is
+// 409 suits senders that must be told. It applies to [HTTP]. The default is
 // 200.
 func WithDropStatus(code int) Option {
 	if code < 200 || code > 499 {
@@ -127,7 +128,7 @@ func WithDropStatus(code int) Option {
 
 // WithRetryAfter sets the Retry-After of 409 (another delivery in flight, a
 // revision gap) and 503 (store unreachable) responses, rounded up to whole
-// seconds. It applies to HTTP. The default is 1s.
+// seconds. It applies to [HTTP]. The default is 1s.
 func WithRetryAfter(d time.Duration) Option {
 	if d <= 0 {
 		panic(fmt.Sprintf("middleware.WithRetryAfter(%s): want a positive duration", d))
@@ -145,7 +146,7 @@ func WithRetryAfter(d time.Duration) Option {
 // extractors refuse it with 400: one event stamped far in the future would
 // otherwise make every later event of its entity stale. Counters (decimal
 // revisions) are not bounded by it. 0 turns the check off. It applies to
-// HTTP. The default is DefaultMaxFutureSkew (5 minutes).
+// [HTTP]. The default is [DefaultMaxFutureSkew] (5 minutes).
 func WithMaxFutureSkew(d time.Duration) Option {
 	if d < 0 {
 		panic(fmt.Sprintf("middleware.WithMaxFutureSkew(%s): want 0 (off) or a positive duration", d))
@@ -156,10 +157,10 @@ func WithMaxFutureSkew(d time.Duration) Option {
 	}
 }
 
-// WithClock sets the clock that WithMaxFutureSkew and WithTolerance compare
-// with, for tests. It applies to HTTP and the signature middleware that
-// check a timestamp: StripeSignature, SlackSignature, StandardWebhooks,
-// StandardWebhooksPublicKey and HMACSignature. The default is time.Now.
+// WithClock sets the clock that [WithMaxFutureSkew] and [WithTolerance] compare
+// with, for tests. It applies to [HTTP] and the signature middleware that
+// check a timestamp: [StripeSignature], [SlackSignature], [StandardWebhooks],
+// [StandardWebhooksPublicKey] and [HMACSignature]. The default is time.Now.
 func WithClock(now func() time.Time) Option {
 	if now == nil {
 		panic("middleware.WithClock(nil)")
@@ -173,9 +174,9 @@ func WithClock(now func() time.Time) Option {
 // WithTolerance sets how far the timestamp a signature was made at may lie
 // from the clock, in either direction, so that a captured delivery cannot be
 // replayed later. It counts whole seconds, as the signature's timestamp
-// does. It applies to StripeSignature, SlackSignature, StandardWebhooks,
-// StandardWebhooksPublicKey, and HMACSignature with an HMACScheme.Timestamp.
-// The default is 5 minutes.
+// does. It applies to [StripeSignature], [SlackSignature], [StandardWebhooks],
+// [StandardWebhooksPublicKey], and [HMACSignature] with an
+// [HMACScheme.Timestamp]. The default is 5 minutes.
 func WithTolerance(d time.Duration) Option {
 	if d <= 0 {
 		panic(fmt.Sprintf("middleware.WithTolerance(%s): want a positive duration", d))
@@ -189,9 +190,10 @@ func WithTolerance(d time.Duration) Option {
 // WithExtraSecrets makes a signature middleware accept signatures made with
 // any of secrets as well as with its own, so that a secret can be rotated
 // without refusing deliveries signed with the other one. It applies to
-// every HMAC middleware: GitHubSignature, StripeSignature, SlackSignature,
-// ShopifySignature, StandardWebhooks (each secret in the form of its own,
-// "whsec_" and base64) and HMACSignature. The default is none.
+// every HMAC middleware: [GitHubSignature], [StripeSignature],
+// [SlackSignature], [ShopifySignature], [StandardWebhooks] (each secret in
+// the form of its own, "whsec_" and base64) and [HMACSignature]. The default
+// is none.
 func WithExtraSecrets(secrets ...[]byte) Option {
 	for i, s := range secrets {
 		if len(s) == 0 {
@@ -209,7 +211,7 @@ func WithExtraSecrets(secrets ...[]byte) Option {
 	}
 }
 
-// RevisionKind says which revisions Headers and JSONFields accept.
+// RevisionKind says which revisions [Headers] and [JSONFields] accept.
 type RevisionKind uint8
 
 const (
@@ -226,12 +228,12 @@ const (
 	Timestamps
 )
 
-// WithRevisions restricts the revisions Headers and JSONFields accept to one
-// kind, refusing the other with 400 before any store call. Use Counters for
-// senders that send a version or sequence, Timestamps for those that send
-// the time of the change; mixing the two on one entity poisons it, and
+// WithRevisions restricts the revisions [Headers] and [JSONFields] accept to
+// one kind, refusing the other with 400 before any store call. Use [Counters]
+// for senders that send a version or sequence, [Timestamps] for those that
+// send the time of the change; mixing the two on one entity poisons it, and
 // WithMaxStep does not catch an entity's first event. The default is
-// AnyRevision.
+// [AnyRevision].
 func WithRevisions(k RevisionKind) Option {
 	if k > Timestamps {
 		panic(fmt.Sprintf("middleware: WithRevisions(%d): unknown kind", k))
@@ -239,9 +241,9 @@ func WithRevisions(k RevisionKind) Option {
 	return func(c *config) { c.revisions = k }
 }
 
-// WithWaitInFlight makes HTTP wait, up to d, when another delivery of the
+// WithWaitInFlight makes [HTTP] wait, up to d, when another delivery of the
 // entity holds its claim, instead of answering 409 at once: once the first
-// finishes, the repeat gets its response again (with WithReplay) or the drop
+// finishes, the repeat gets its response again (with [WithReplay]) or the drop
 // answer, which is what a client that retried a slow POST wants to see. If
 // the first fails, the repeat's own claim runs the handler. A request
 // cancelled meanwhile, or d running out, gets the 409 as before. Each

@@ -15,8 +15,8 @@ import (
 // ReplayedHeader is set, to "true", on a response replayed to a repeat.
 const ReplayedHeader = "Idempotent-Replayed"
 
-// DefaultMaxReplayBody is the largest response body WithReplay keeps when
-// WithMaxReplayBody is not given.
+// DefaultMaxReplayBody is the largest response body [WithReplay] keeps when
+// [WithMaxReplayBody] is not given.
 const DefaultMaxReplayBody = 64 << 10
 
 type replayConfig struct {
@@ -27,21 +27,21 @@ type replayConfig struct {
 // replayHeaders are the headers that describe a body, kept with it.
 var replayHeaders = []string{"Content-Type", "Content-Encoding", "Content-Language", "Location", "Etag", "Last-Modified"}
 
-// WithReplay makes HTTP answer a repeat of an applied request with the
+// WithReplay makes [HTTP] answer a repeat of an applied request with the
 // response the inner handler gave the first time, as an API answers a
 // retried POST with an Idempotency-Key: its status, the headers that
 // describe the body (Content-Type, Content-Encoding, Content-Language,
-// Location, ETag, Last-Modified, and those of WithReplayHeaders) and the
+// Location, ETag, Last-Modified, and those of [WithReplayHeaders]) and the
 // body, with Idempotent-Replayed: true added, and the inner handler does
 // not run. The response is kept with the revision, in the store's commit
-// itself (see revguard.Payloads), with a fingerprint of the request: its
+// itself (see [revguard.Payloads]), with a fingerprint of the request: its
 // method, path and body's SHA-256. A repeat whose fingerprint differs gets
 // 422, and the handler does not run either.
 //
 // What is not replayed gets today's answers: a stale delivery (nothing of
 // it was kept), a repeat of a revision applied without a kept response (a
 // response that committed but was streamed with Flush or Hijack, or whose
-// body was over WithMaxReplayBody: its fingerprint is kept all the same,
+// body was over [WithMaxReplayBody]: its fingerprint is kept all the same,
 // so another request still gets 422; or one applied before replay was
 // on), a store that keeps no payloads, or a guard not in Claim mode. A
 // repeat while the first is in flight gets 409 as before. It applies to
@@ -55,11 +55,11 @@ func WithReplay() Option {
 	}
 }
 
-// WithMaxReplayBody sets the largest response body, in bytes, WithReplay
+// WithMaxReplayBody sets the largest response body, in bytes, [WithReplay]
 // keeps; a larger response commits without being kept, and a repeat of it
 // gets the drop answer. It turns WithReplay on. The default is
-// DefaultMaxReplayBody (64 KiB); it can be no larger, with the status and
-// headers, than revguard.MaxPayload.
+// [DefaultMaxReplayBody] (64 KiB); it can be no larger, with the status and
+// headers, than [revguard.MaxPayload].
 func WithMaxReplayBody(n int) Option {
 	if n <= 0 || n > DefaultMaxReplayBody {
 		panic(fmt.Sprintf("middleware.WithMaxReplayBody(%d): want 1 to %d bytes", n, DefaultMaxReplayBody))
@@ -70,7 +70,7 @@ func WithMaxReplayBody(n int) Option {
 	}
 }
 
-// WithReplayHeaders adds response headers that WithReplay keeps, beside the
+// WithReplayHeaders adds response headers that [WithReplay] keeps, beside the
 // ones that describe the body. It turns WithReplay on.
 func WithReplayHeaders(names ...string) Option {
 	return func(c *config) {
@@ -133,7 +133,7 @@ func encodeReplay(sum [sha256.Size]byte, status int, h http.Header, names []stri
 	b := make([]byte, 0, 1+len(sum)+8+len(body)+256)
 	b = append(b, replayVersion)
 	b = append(b, sum[:]...)
-	b = binary.AppendUvarint(b, uint64(status))
+	b = binary.AppendUvarint(b, uint64(status)) //nolint:gosec // G115: 0 or what WriteHeader took (net/http panics outside 100-999); decodeReplay checks it
 	n := 0
 	for _, name := range names {
 		n += len(h.Values(name))
@@ -180,10 +180,13 @@ func decodeReplay(b []byte) (keptResponse, error) {
 		var kv [2]string
 		for i := range kv {
 			l, n := binary.Uvarint(b)
-			if n <= 0 || l > uint64(len(b)-n) {
+			if n <= 0 {
 				return k, errBadReplay
 			}
-			kv[i], b = string(b[n:n+int(l)]), b[n+int(l):]
+			if b = b[n:]; l > uint64(len(b)) {
+				return k, errBadReplay
+			}
+			kv[i], b = string(b[:l]), b[l:]
 		}
 		k.header = append(k.header, kv)
 	}

@@ -48,7 +48,7 @@ func TestReplay(t *testing.T) {
 		"memstore": func(*testing.T) revguard.Store { return memstore.New() },
 		"redisstore": func(t *testing.T) revguard.Store {
 			c := redis.NewClient(&redis.Options{Addr: miniredis.RunT(t).Addr()})
-			t.Cleanup(func() { c.Close() })
+			t.Cleanup(func() { _ = c.Close() })
 			return redisstore.New(c)
 		},
 	} {
@@ -106,7 +106,7 @@ func TestReplayNotKept(t *testing.T) {
 		h := middleware.HTTP(g, middleware.WithReplay())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			runs++
 			_, _ = w.Write([]byte("part"))
-			http.NewResponseController(w).Flush()
+			_ = http.NewResponseController(w).Flush()
 		}))
 		postKey(h, "/", "k", "")
 		again := postKey(h, "/", "k", "")

@@ -222,7 +222,7 @@ func deliver(c *http.Client, url, key string, rev int) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, resp.Header.Get(middleware.OutcomeHeader), nil
 }
@@ -245,7 +245,7 @@ func TestHugeBodyOverTheWire(t *testing.T) {
 		resp, err := http.Post(srv.URL, "application/json", body)
 		require.NoError(t, err)
 		msg, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
+		_ = resp.Body.Close()
 		assert.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode, "chunked %v", chunked)
 		assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"))
 		assert.Contains(t, string(msg), "65536 bytes")

@@ -4,10 +4,10 @@ import "net/http"
 
 // ShopifySignature returns middleware that passes a request on only if its
 // header X-Shopify-Hmac-Sha256 is the base64 HMAC-SHA256 of the raw body
-// under secret, the app's client secret (or under one of WithExtraSecrets).
+// under secret, the app's client secret (or under one of [WithExtraSecrets]).
 // Shopify signs no timestamp, so a captured delivery can be replayed at any
 // time: the guard behind it is what turns a replay into a duplicate.
-// Failures, body limit and stacking are as for HMACSignature:
+// Failures, body limit and stacking are as for [HMACSignature]:
 //
 //	h := middleware.ShopifySignature(clientSecret)(middleware.HTTP(g)(app))
 //

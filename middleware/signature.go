@@ -16,11 +16,11 @@ import (
 
 // GitHubSignature returns middleware that passes a request on only if its
 // header X-Hub-Signature-256 is "sha256=" followed by the hex HMAC-SHA256 of
-// the raw body under secret (or under one of WithExtraSecrets), as GitHub
+// the raw body under secret (or under one of [WithExtraSecrets]), as GitHub
 // and many other senders sign their webhooks. Anything else is answered 401
 // with an application/problem+json body, and nothing reaches the next
-// handler; a body above the limit (WithMaxBody) is answered 413. The next
-// handler reads the body intact. Stack it in front of HTTP, so that no
+// handler; a body above the limit ([WithMaxBody]) is answered 413. The next
+// handler reads the body intact. Stack it in front of [HTTP], so that no
 // unsigned request reaches the guard or its store:
 //
 //	h := middleware.GitHubSignature(secret)(middleware.HTTP(g)(app))
@@ -35,12 +35,12 @@ var gitHubScheme = compile(kindGitHub, HMACScheme{Header: "X-Hub-Signature-256",
 // StripeSignature returns middleware that passes a request on only if its
 // header Stripe-Signature, "t=<unix seconds>,v1=<hex>[,v1=<hex>...]", holds a
 // v1 that is the hex HMAC-SHA256 of t + "." + the raw body under secret (or
-// under one of WithExtraSecrets), and t lies within the tolerance
-// (WithTolerance, default 5 minutes) of the clock in either direction, so
+// under one of [WithExtraSecrets]), and t lies within the tolerance
+// ([WithTolerance], default 5 minutes) of the clock in either direction, so
 // that a captured delivery cannot be replayed later. Several v1 values are
 // accepted, as the sender signs with each of its secrets while it rotates
 // them; other schemes (v0) are ignored. Failures, body limit and stacking
-// are as for GitHubSignature.
+// are as for [GitHubSignature].
 //
 // It panics if secret is empty.
 func StripeSignature(secret []byte, opts ...Option) func(http.Handler) http.Handler {
@@ -133,7 +133,9 @@ func (v *verifier) tooLarge(w http.ResponseWriter, detail string) {
 func value(h http.Header, name string) (string, string) {
 	switch val, ok, err := single(h, name, "", nil); {
 	case err != nil:
-		return "", err.(*FieldError).Reason
+		var fe *FieldError
+		errors.As(err, &fe) // single's errors are all *FieldError
+		return "", fe.Reason
 	case !ok:
 		return "", "missing"
 	default:

@@ -16,17 +16,17 @@ import (
 // webhook-signature holds space-separated signatures "v1,<base64>", and the
 // request passes on only if one of them is the HMAC-SHA256 of
 // webhook-id + "." + webhook-timestamp + "." + the raw body under secret (or
-// under one of WithExtraSecrets, each in the same form as secret), and
-// webhook-timestamp, in Unix seconds, lies within WithTolerance (5 minutes
+// under one of [WithExtraSecrets], each in the same form as secret), and
+// webhook-timestamp, in Unix seconds, lies within [WithTolerance] (5 minutes
 // by default) of the clock in either direction. Signatures of other
 // versions, such as the asymmetric v1a, are skipped. Failures, body limit
-// and stacking are as for HMACSignature:
+// and stacking are as for [HMACSignature]:
 //
 //	h := middleware.StandardWebhooks("whsec_...")(middleware.HTTP(g)(app))
 //
 // webhook-timestamp is the time of the attempt: it changes on every retry,
 // so it is never a revision. To apply each message once, key the guard by
-// webhook-id with WebhookID, or read the entity and its revision from the
+// webhook-id with [WebhookID], or read the entity and its revision from the
 // body.
 //
 // It panics unless secret is base64, with or without the "whsec_" prefix,
@@ -41,7 +41,7 @@ func StandardWebhooks(secret string, opts ...Option) func(http.Handler) http.Han
 }
 
 // StandardWebhooksPublicKey returns middleware that verifies the asymmetric
-// signatures of the Standard Webhooks specification: as StandardWebhooks
+// signatures of the Standard Webhooks specification: as [StandardWebhooks]
 // does, but with signatures "v1a,<base64>" that are Ed25519 signatures of
 // the same content under the private key of publicKey, "whpk_" and the
 // base64 of the 32-byte Ed25519 public key. Signatures of other versions,
@@ -108,7 +108,7 @@ func ed25519Matches(keys, sigs [][]byte, parts ...[]byte) bool {
 }
 
 // WebhookID returns an extractor for Standard Webhooks messages that are
-// each applied once, IDHeader("webhook-id"): the key is the header
+// each applied once, [IDHeader]("webhook-id"): the key is the header
 // webhook-id, unique to the message
 // and the same on every retry, and the revision is always 1. The guard then
 // applies the first delivery of each message and answers every later copy
@@ -116,10 +116,10 @@ func ed25519Matches(keys, sigs [][]byte, parts ...[]byte) bool {
 // a copy that arrives while the first is still being handled gets 409 and
 // comes back later. It orders nothing: use it where messages are
 // independent, or where the entity's own revision is in the body
-// (JSONFields) and the guard can order them.
+// ([JSONFields]) and the guard can order them.
 //
 // The store keeps one record per message. Give the guard a namespace of its
-// own (revguard.WithNamespace), as its keys are message IDs, not entities;
+// own ([revguard.WithNamespace]), as its keys are message IDs, not entities;
 // under Sequential ordering the first revision must be 1, the default.
 //
 // Do not take webhook-timestamp as the revision: it is the time of the

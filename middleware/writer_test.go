@@ -33,7 +33,7 @@ func post(t *testing.T, url, key, rev string) *http.Response {
 	req.Header.Set(revHeader, rev)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
-	t.Cleanup(func() { resp.Body.Close() })
+	t.Cleanup(func() { _ = resp.Body.Close() })
 	return resp
 }
 
@@ -88,7 +88,7 @@ func TestHijacker(t *testing.T) {
 		if !assert.NoError(t, err) {
 			return
 		}
-		defer conn.Close()
+		defer func() { _ = conn.Close() }()
 		_, _ = buf.WriteString("HTTP/1.1 202 Accepted\r\nContent-Length: 6\r\nConnection: close\r\n\r\nraw ok")
 		_ = buf.Flush()
 	})
@@ -156,7 +156,7 @@ func TestReaderFrom(t *testing.T) {
 		if !assert.NoError(t, err) {
 			return
 		}
-		defer f.Close()
+		defer func() { _ = f.Close() }()
 		w.Header().Set("Content-Type", "application/octet-stream")
 		_, _ = io.Copy(w, f)
 	})
@@ -194,12 +194,12 @@ func rawRequest(t *testing.T, addr, req string) string {
 	t.Helper()
 	conn, err := net.Dial("tcp", addr)
 	require.NoError(t, err)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 	_, err = io.WriteString(conn, req)
 	require.NoError(t, err)
 	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(resp.Body)
 	return resp.Status + " " + resp.Header.Get(middleware.OutcomeHeader) + " " + string(body)
 }

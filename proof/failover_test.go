@@ -87,7 +87,7 @@ func TestProofFailover(t *testing.T) {
 func failoverStorm(t *testing.T, dep, kind string, mode revguard.Mode, durability string, wait bool,
 	client func() redis.UniversalClient, failover func(string) time.Time) {
 	c := client()
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	opts := []redisstore.Option{redisstore.WithPrefix(unique("proof-failover:") + ":")}
 	if wait {
 		opts = append(opts, redisstore.WithWait(1, waitTimeout))

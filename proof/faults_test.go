@@ -313,7 +313,7 @@ func TestProofFaults(t *testing.T) {
 				srv := startRedis(t, aofAlways)
 				px := newFaultProxy(t, srv.addr())
 				c := faultyRedis(px.addr())
-				defer c.Close()
+				defer func() { _ = c.Close() }()
 				store := redisstore.New(c, redisstore.WithPrefix("proof:"))
 				var counts faultCounts
 				var out outages
@@ -333,7 +333,7 @@ func TestProofFaults(t *testing.T) {
 		srv := startRedis(t, noPersist)
 		px := newFaultProxy(t, srv.addr())
 		c := faultyRedis(px.addr())
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		var counts faultCounts
 		var out outages
 		r, _ := runStorm(t, redisstore.New(c, redisstore.WithPrefix("proof:")), revguard.Claim, cfg, nil,

@@ -28,7 +28,7 @@ var issueTable = newTable(6, "Known issues: measured, and reported rather than f
 func TestProofCommitOutage(t *testing.T) {
 	srv := startRedis(t, aofAlways)
 	c := faultyRedis(srv.addr())
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	s := redisstore.New(c, redisstore.WithPrefix("proof:"))
 	g := revguard.New(s, func(r revguard.Revision) (string, revguard.Revision, error) { return "order-1", r, nil },
 		revguard.WithNamespace(unique("outage-")), revguard.WithLease(6*time.Second))
@@ -82,9 +82,9 @@ func TestProofRetriedAdvanceOvertaken(t *testing.T) {
 	srv := startRedis(t, aofAlways)
 	px := newFaultProxy(t, srv.addr())
 	viaProxy := faultyRedis(px.addr())
-	defer viaProxy.Close()
+	defer func() { _ = viaProxy.Close() }()
 	direct := faultyRedis(srv.addr())
-	defer direct.Close()
+	defer func() { _ = direct.Close() }()
 	ns := unique("overtaken-")
 	extract := func(r revguard.Revision) (string, revguard.Revision, error) { return "account-1", r, nil }
 	opts := []revguard.Option{revguard.WithNamespace(ns), revguard.WithMode(revguard.AtMostOnce), revguard.WithOrdering(revguard.Sequential)}

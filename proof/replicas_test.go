@@ -45,7 +45,7 @@ func poll(t testing.TB, d time.Duration, what string, fn func(ctx context.Contex
 // direct runs fn with a client of addr alone (no retries, no discovery).
 func direct(ctx context.Context, addr string, fn func(c *redis.Client) error) error {
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: 200 * time.Millisecond, ReadTimeout: time.Second})
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	return fn(c)
 }
 

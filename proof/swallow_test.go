@@ -109,7 +109,7 @@ func TestProofSwallowedReplyRedis(t *testing.T) {
 	srv := startRedis(t, aofAlways)
 	px := newFaultProxy(t, srv.addr())
 	c := faultyRedis(px.addr())
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	s := redisstore.New(c, redisstore.WithPrefix("proof:"))
 	ctx := context.Background()
 	ns := unique("swallow-")

@@ -110,8 +110,8 @@ func (s *Store) pipelined(ctx context.Context, sc script, calls []*call) error {
 	return nil
 }
 
-// ClaimBatch implements revguard.Store with claim.lua, one call per hash
-// slot (one in all on a single server) and set of request parameters
+// ClaimBatch implements [revguard.Store.ClaimBatch] with claim.lua, one call
+// per hash slot (one in all on a single server) and set of request parameters
 // (lease, mode, ordering: one in all for a guard's batch), the calls
 // pipelined.
 //
@@ -186,8 +186,8 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revg
 	return out, nil
 }
 
-// CommitBatch implements revguard.Store with commit.lua, one call per hash
-// slot (one in all on a single server), the calls pipelined.
+// CommitBatch implements [revguard.Store.CommitBatch] with commit.lua, one
+// call per hash slot (one in all on a single server), the calls pipelined.
 func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]error, error) {
 	for i := range commits {
 		if err := check(commits[i].Namespace, commits[i].Key); err != nil {

@@ -113,7 +113,7 @@ func endedError(ctx context.Context, what string, err error) error {
 		err = nil // the end itself, as bounded or the pool returned it
 	}
 	cause := context.Cause(ctx)
-	if cause == nil || cause == end {
+	if cause == nil || cause == end { //nolint:errorlint // identity: no cause but the end itself; one that wraps the end says more
 		cause = nil
 	}
 	msg := "redisstore: %s: %w; the call was abandoned and may still take effect"

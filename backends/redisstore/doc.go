@@ -1,13 +1,14 @@
-// Package redisstore is a revguard.Store on Redis, through go-redis v9: a
+// Package redisstore is a [revguard.Store] on Redis, through go-redis v9: a
 // single server, a Sentinel failover client or Redis Cluster. Every
 // operation is one Lua script, so each decision is atomic on the server
 // however many consumers share it. It needs Redis 5.0 or newer (scripts
 // that read TIME and then write); it is tested with Redis 7.0 and miniredis.
 //
-//	rdb := redis.NewClient(&redis.Options{Addr: "localhost:6379"})
-//	store := redisstore.New(rdb)
-//	if err := store.Preflight(ctx); err != nil { ... } // eviction policy
-//	guard := revguard.New(store, extract)
+// The package Example runs a guard on miniredis. A program passes its own
+// client (redis.NewClient, NewFailoverClient or NewClusterClient) to [New]
+// and calls [Store.Preflight] once at start: it reports server settings
+// that could lose revisions, such as an eviction policy that may evict
+// their keys.
 //
 // # Key layout
 //
@@ -16,7 +17,7 @@
 //	<prefix>{<namespace>:<key>}
 //
 // for example revguard:{orders:product:42}. The prefix is "revguard:"
-// unless WithPrefix says otherwise. In the namespace and the key, '%', '{',
+// unless [WithPrefix] says otherwise. In the namespace and the key, '%', '{',
 // '}' and control characters, and in the namespace also ':', are written as
 // %XX (hex), so distinct (namespace, key) pairs never share a Redis key,
 // whatever bytes they hold. The braces make the whole identity the key's
@@ -47,21 +48,22 @@
 // as a record of the last claim. The commit ends it by setting rev, in the
 // one write that records the revision, rather than spend a second command
 // per entity deleting it; nothing else makes rev equal a claim's revision,
-// since an advance and Set delete the claim. Above, the claim on 42 is live
-// until its lease ends; once committed, rev reads 42 and last the claim's
-// token.
+// since an advance and [Store.Set] delete the claim. Above, the claim on 42
+// is live until its lease ends; once committed, rev reads 42 and last the
+// claim's token.
 //
 // A key that only holds a claim expires with its lease, so an abandoned
 // claim leaves nothing behind. A key with a revision lives for ever, or for
-// WithTTL after the revision was recorded.
+// [WithTTL] after the revision was recorded.
 //
 // # Inspecting
 //
-// The store is a revguard.Inspector. Inspect reads an entity and the lease
-// left of its claim on the clock of the server that holds it. Scan runs
-// SCAN with MATCH over the namespace's keys, 500 keys a call, on every
-// master of a cluster (every live shard of a Ring), decodes each name back
-// to its key, and reads each page's hashes in one pipeline of HMGETs.
+// The store is a [revguard.Inspector]. [Store.Inspect] reads an entity and
+// the lease left of its claim on the clock of the server that holds it.
+// [Store.Scan] runs SCAN with MATCH over the namespace's keys, 500 keys a
+// call, on every master of a cluster (every live shard of a Ring), decodes
+// each name back to its key, and reads each page's hashes in one pipeline of
+// HMGETs.
 //
 // # Exactness
 //
@@ -87,13 +89,14 @@
 //
 // # Batches
 //
-// ClaimBatch and CommitBatch send one script call per hash slot (on a single
-// server, one call for up to 256 entities) and pipeline the calls, which
-// the cluster client sends to all nodes in parallel: a batch costs one round
-// trip per node, not one per entity. Claims whose lease, mode or ordering
-// differ go in separate calls, since a call takes those once for all its
-// entities; a guard's batch shares them. Against a *redis.Ring, or a client type
-// this package does not know, each entity is its own call, still pipelined.
+// [Store.ClaimBatch] and [Store.CommitBatch] send one script call per hash
+// slot (on a single server, one call for up to 256 entities) and pipeline the
+// calls, which the cluster client sends to all nodes in parallel: a batch
+// costs one round trip per node, not one per entity. Claims whose lease, mode
+// or ordering differ go in separate calls, since a call takes those once for
+// all its entities; a guard's batch shares them. Against a *redis.Ring, or a
+// client type this package does not know, each entity is its own call, still
+// pipelined.
 //
 // # Persistence and failover
 //
@@ -107,21 +110,21 @@
 // Replication is asynchronous: after a failover (Sentinel or Cluster) the
 // new master may lack writes the old one acknowledged, the same loss as a
 // crash, and the events of those commits apply again when redelivered.
-// WithWait(n, timeout) narrows that: every write that records a revision
+// [WithWait](n, timeout) narrows that: every write that records a revision
 // sends WAIT on its own connection, in the same round trip, and fails with
-// ErrNotReplicated unless n replicas have it in time, so that the consumer
+// [ErrNotReplicated] unless n replicas have it in time, so that the consumer
 // acknowledges only events whose revision a replica holds; a drop
 // (Duplicate, Stale) is confirmed the same way. It does not close the
 // window: the replica Sentinel or Cluster promotes may not be one that
 // acknowledged, and WAIT says the replicas received the write, not that it
-// reached their disks (WithWaitAOF, on Redis 7.2 and newer, does). A
+// reached their disks ([WithWaitAOF], on Redis 7.2 and newer, does). A
 // maxmemory-policy that can evict the store's keys loses revisions
-// silently; Preflight reports it.
+// silently; [Store.Preflight] reports it.
 //
 // # Deadlines
 //
 // Every call returns when its context ends, with an error wrapping
 // context.DeadlineExceeded or context.Canceled, also when the server has
-// stopped answering, whatever the client's ContextTimeoutEnabled (see New
+// stopped answering, whatever the client's ContextTimeoutEnabled (see [New]
 // for what that costs and when it is free).
 package redisstore

@@ -20,8 +20,8 @@ var _ revguard.Inspector = (*Store)(nil)
 // per call, so that no call holds its one thread for long.
 const scanCount = 500
 
-// Inspect implements revguard.Inspector with inspect.lua, which reads the
-// entity and the clock of the server that holds it in one step.
+// Inspect implements [revguard.Inspector.Inspect] with inspect.lua, which
+// reads the entity and the clock of the server that holds it in one step.
 func (s *Store) Inspect(ctx context.Context, ns, key string) (revguard.Entity, error) {
 	if err := check(ns, key); err != nil {
 		return revguard.Entity{}, err
@@ -49,14 +49,14 @@ func (s *Store) Inspect(ctx context.Context, ns, key string) (revguard.Entity, e
 // scanScript names Scan in the errors of entityOf; Scan runs no script.
 var scanScript = script{name: "scan"}
 
-// Scan implements revguard.Inspector. It runs SCAN with MATCH on the
+// Scan implements [revguard.Inspector.Scan]. It runs SCAN with MATCH on the
 // namespace's part of the key space, COUNT 500, and reads each page's
 // entities with HMGET, pipelined with TIME, the clock their leases run on.
 // On Redis Cluster it scans every master, and on a Ring every shard the
 // Ring reports up, one after another, so that fn is never called
 // concurrently. A key in the namespace's part of the key space that the
 // store did not name is skipped; one that is not a hash, or whose fields
-// do not parse, is an error wrapping ErrCorrupt.
+// do not parse, is an error wrapping [ErrCorrupt].
 func (s *Store) Scan(ctx context.Context, ns, match string, fn func(revguard.Entity) error) error {
 	if len(ns) > revguard.MaxNamespaceLen {
 		return fmt.Errorf("%w: namespace of %d bytes, above the limit of %d", revguard.ErrInvalidKey, len(ns), revguard.MaxNamespaceLen)
@@ -232,7 +232,8 @@ func entityOf(sc script, name, key string, fields []any, now int64) (e revguard.
 		}
 	}
 	// A claim whose revision is rev has been committed (see prelude.lua).
-	if hasClaim && !(hasRev && strings.HasPrefix(claim, rev+" ")) {
+	committed := hasRev && strings.HasPrefix(claim, rev+" ")
+	if hasClaim && !committed {
 		c, until, ok := parseClaim(claim)
 		if !ok {
 			return e, false, corruptField(sc, name, "claim", claim)

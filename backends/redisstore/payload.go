@@ -8,9 +8,9 @@ import (
 
 var _ revguard.Payloads = (*Store)(nil)
 
-// CommitPayload implements revguard.Payloads with commit.lua, which writes
-// the payload into the entity's hash with the revision it records: one
-// script, one key, so one atomic write on a cluster too.
+// CommitPayload implements [revguard.Payloads.CommitPayload] with commit.lua,
+// which writes the payload into the entity's hash with the revision it
+// records: one script, one key, so one atomic write on a cluster too.
 func (s *Store) CommitPayload(ctx context.Context, ns, key string, token revguard.Token, payload []byte) error {
 	if len(payload) == 0 {
 		return s.Commit(ctx, ns, key, token)
@@ -31,7 +31,7 @@ func (s *Store) CommitPayload(ctx context.Context, ns, key string, token revguar
 	return commitAnswer(key, v, err)
 }
 
-// PeekPayload implements revguard.Payloads with peekpayload.lua.
+// PeekPayload implements [revguard.Payloads.PeekPayload] with peekpayload.lua.
 func (s *Store) PeekPayload(ctx context.Context, ns, key string) (revguard.State, []byte, error) {
 	if err := check(ns, key); err != nil {
 		return revguard.State{}, nil, err

@@ -11,23 +11,23 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// ErrUnsafeConfig is returned, wrapped with the reason, by Preflight when
-// the server may lose revisions behind the store's back.
+// ErrUnsafeConfig is returned, wrapped with the reason, by [Store.Preflight]
+// when the server may lose revisions behind the store's back.
 var ErrUnsafeConfig = errors.New("redisstore: unsafe Redis configuration")
 
 // Preflight reads the server's settings with INFO (not CONFIG GET, which
-// managed services disable) and returns an error wrapping ErrUnsafeConfig
+// managed services disable) and returns an error wrapping [ErrUnsafeConfig]
 // for each one that lets Redis drop revisions silently:
 //
 //   - a maxmemory-policy of allkeys-*: when memory runs out Redis evicts any
 //     key, and an evicted entity accepts stale and duplicate events again;
-//   - a maxmemory-policy of volatile-* together with WithTTL: Redis evicts
+//   - a maxmemory-policy of volatile-* together with [WithTTL]: Redis evicts
 //     the store's keys, which all have a TTL, before it runs out.
 //
-// With WithWait or WithWaitAOF it also returns an error for each master on
-// which every write would fail: one wrapping ErrNotReplicated when fewer
+// With [WithWait] or [WithWaitAOF] it also returns an error for each master on
+// which every write would fail: one wrapping [ErrNotReplicated] when fewer
 // replicas are online (INFO replication) than the option waits for, one
-// wrapping ErrNoWaitAOF when WithWaitAOF meets a server before 7.2, and
+// wrapping [ErrNoWaitAOF] when WithWaitAOF meets a server before 7.2, and
 // one when WithWaitAOF waits for the master's own fsync and appendonly is
 // off.
 //
@@ -36,7 +36,7 @@ var ErrUnsafeConfig = errors.New("redisstore: unsafe Redis configuration")
 // store to work.
 //
 // It does not check the client's ContextTimeoutEnabled: the store ends
-// every call when its context ends whatever the client's options (see New),
+// every call when its context ends whatever the client's options (see [New]),
 // so a consumer bounds a stuck server with its context alone. The option
 // only spares the store a goroutine for a call whose context has a
 // deadline.

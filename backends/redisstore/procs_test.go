@@ -68,7 +68,7 @@ func startRedis(t testing.TB, args ...string) *redisProc {
 // up waits until the server answers PING, for at most d.
 func (p *redisProc) up(d time.Duration) bool {
 	c := redis.NewClient(&redis.Options{Addr: p.addr, MaxRetries: -1, DialTimeout: 100 * time.Millisecond})
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	for deadline := time.Now().Add(d); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 		select {
 		case <-p.exited:

@@ -56,7 +56,7 @@ func (s *ownServer) start() {
 		"--appendonly", "yes", "--appendfsync", "always", "--dir", s.dir, "--daemonize", "no")
 	require.NoError(s.t, s.cmd.Start())
 	c := redis.NewClient(&redis.Options{Addr: s.addr, MaxRetries: -1})
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	deadline := time.Now().Add(5 * time.Second)
 	for c.Ping(context.Background()).Err() != nil {
 		require.True(s.t, time.Now().Before(deadline), "redis-server on %s did not start", s.addr)
@@ -80,7 +80,7 @@ func TestServerRestart(t *testing.T) {
 	srv := startOwnServer(t)
 	c := redis.NewClient(&redis.Options{Addr: srv.addr, MaxRetries: 1, DialTimeout: 200 * time.Millisecond, DialerRetries: 1,
 		ReadTimeout: 500 * time.Millisecond, MinRetryBackoff: 5 * time.Millisecond, MaxRetryBackoff: 20 * time.Millisecond})
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	s := New(c)
 	ctx := t.Context()
 
@@ -170,7 +170,7 @@ func TestPreflight(t *testing.T) {
 	t.Run("policies", func(t *testing.T) {
 		srv := startOwnServer(t)
 		c := redis.NewClient(&redis.Options{Addr: srv.addr})
-		defer c.Close()
+		defer func() { _ = c.Close() }()
 		ctx := t.Context()
 		plain, withTTL := New(c), New(c, WithTTL(time.Hour))
 		for _, tc := range []struct {
@@ -235,12 +235,12 @@ func (p *proxy) serve() {
 }
 
 func (p *proxy) pipe(client net.Conn) {
-	defer client.Close()
+	defer func() { _ = client.Close() }()
 	server, err := net.Dial("tcp", p.target)
 	if err != nil {
 		return
 	}
-	defer server.Close()
+	defer func() { _ = server.Close() }()
 	go func() {
 		_, _ = io.Copy(server, client)
 		_ = server.Close()
@@ -274,7 +274,7 @@ func TestLostReply(t *testing.T) {
 	p := startProxy(t, c.Options().Addr)
 	pc := redis.NewClient(&redis.Options{Addr: p.ln.Addr().String(), PoolSize: 1, ReadTimeout: 200 * time.Millisecond,
 		MaxRetries: 3, MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 5 * time.Millisecond})
-	defer pc.Close()
+	defer func() { _ = pc.Close() }()
 	s := testStore(t, pc)
 	ctx := t.Context()
 

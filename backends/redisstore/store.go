@@ -17,11 +17,11 @@ import (
 // ErrCorrupt is returned, wrapped with the key's name, when a key in the
 // store's key space holds something revguard did not write: another type
 // than a hash (someone SET a string there) or a field that does not parse.
-// Nothing is written then; an operator repairs the key with Set or Forget,
-// or deletes it.
+// Nothing is written then; an operator repairs the key with [Store.Set] or
+// [Store.Forget], or deletes it.
 var ErrCorrupt = errors.New("redisstore: key holds data revguard did not write")
 
-// Store is a revguard.Store that keeps each entity in one Redis hash. It is
+// Store is a [revguard.Store] that keeps each entity in one Redis hash. It is
 // safe for concurrent use, and any number of stores in any number of
 // processes may share one Redis deployment.
 type Store struct {
@@ -51,11 +51,11 @@ const (
 	groupNone                 // a client whose sharding is unknown: one key per call
 )
 
-// Option configures a Store.
+// Option configures a [Store].
 type Option func(*Store)
 
 // DefaultPrefix is the prefix of every key the store writes unless
-// WithPrefix says otherwise.
+// [WithPrefix] says otherwise.
 const DefaultPrefix = "revguard:"
 
 // WithPrefix makes every key the store writes start with p, so that
@@ -70,15 +70,15 @@ func WithPrefix(p string) Option {
 }
 
 // WithTTL makes an entity's key expire d after its revision was last
-// recorded (by a commit, an advance or Set), so that entities that stop
+// recorded (by a commit, an advance or [Store.Set]), so that entities that stop
 // receiving events do not stay in memory for ever.
 //
 // The trade-off: an expired entity has nothing applied, so it accepts any
 // revision again, stale and duplicate ones included. Choose d longer than
 // any redelivery or replay can lag behind. Also do not combine it with a
-// volatile-* maxmemory-policy, which may evict those keys early (Preflight
-// reports it). It panics if d is less than a millisecond. The default is no
-// expiry.
+// volatile-* maxmemory-policy, which may evict those keys early
+// ([Store.Preflight] reports it). It panics if d is less than a millisecond.
+// The default is no expiry.
 func WithTTL(d time.Duration) Option {
 	if d < time.Millisecond {
 		panic(fmt.Sprintf("redisstore: WithTTL(%s): want at least 1ms (leave the option out for no expiry)", d))
@@ -86,14 +86,14 @@ func WithTTL(d time.Duration) Option {
 	return func(s *Store) { s.ttl = d }
 }
 
-// Expires reports whether entities expire (WithTTL): a guard keeps no drop
+// Expires reports whether entities expire ([WithTTL]): a guard keeps no drop
 // cache over such a store.
 func (s *Store) Expires() bool { return s.ttl > 0 }
 
 // New returns a store that keeps its entities in client: a *redis.Client
 // (also a Sentinel failover client), a *redis.ClusterClient or a
-// *redis.Ring. It does no I/O; call Preflight to check the server's
-// settings. It panics if client is nil, or if WithWait or WithWaitAOF is
+// *redis.Ring. It does no I/O; call [Store.Preflight] to check the server's
+// settings. It panics if client is nil, or if [WithWait] or [WithWaitAOF] is
 // given with another client type or with the other.
 //
 // Every call returns when its context ends, with an error wrapping the
@@ -185,7 +185,7 @@ func check(ns, key string) error {
 	return revguard.CheckKey(key)
 }
 
-// Claim implements revguard.Store with claim.lua.
+// Claim implements [revguard.Store.Claim] with claim.lua.
 func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply, error) {
 	if err := check(req.Namespace, req.Key); err != nil {
 		return revguard.Reply{}, err
@@ -311,7 +311,7 @@ func leaseError(sc script, key string, code int64) error {
 	return replyError(sc, code)
 }
 
-// Renew implements revguard.Store with renew.lua.
+// Renew implements [revguard.Store.Renew] with renew.lua.
 func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token, lease time.Duration) error {
 	if err := check(ns, key); err != nil {
 		return err
@@ -331,7 +331,7 @@ func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token,
 	return leaseError(renewScript, key, code)
 }
 
-// Commit implements revguard.Store with commit.lua.
+// Commit implements [revguard.Store.Commit] with commit.lua.
 func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token) error {
 	if err := check(ns, key); err != nil {
 		return err
@@ -380,7 +380,7 @@ func commitAnswer(key string, v any, err error) error {
 	return err
 }
 
-// Release implements revguard.Store with release.lua.
+// Release implements [revguard.Store.Release] with release.lua.
 func (s *Store) Release(ctx context.Context, ns, key string, token revguard.Token) error {
 	if err := check(ns, key); err != nil {
 		return err
@@ -401,7 +401,7 @@ func (s *Store) Release(ctx context.Context, ns, key string, token revguard.Toke
 	return nil
 }
 
-// Peek implements revguard.Store with peek.lua.
+// Peek implements [revguard.Store.Peek] with peek.lua.
 func (s *Store) Peek(ctx context.Context, ns, key string) (revguard.State, error) {
 	if err := check(ns, key); err != nil {
 		return revguard.State{}, err
@@ -417,7 +417,7 @@ func (s *Store) Peek(ctx context.Context, ns, key string) (revguard.State, error
 	return state(peekScript, name, v)
 }
 
-// Set implements revguard.Store with set.lua.
+// Set implements [revguard.Store.Set] with set.lua.
 func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) error {
 	if err := check(ns, key); err != nil {
 		return err
@@ -438,7 +438,7 @@ func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) 
 	return nil
 }
 
-// Forget implements revguard.Store with forget.lua.
+// Forget implements [revguard.Store.Forget] with forget.lua.
 func (s *Store) Forget(ctx context.Context, ns, key string) error {
 	if err := check(ns, key); err != nil {
 		return err

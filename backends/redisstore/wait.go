@@ -11,7 +11,7 @@ import (
 )
 
 // ErrNotReplicated is returned, wrapped with what was confirmed, by a write
-// of a store made WithWait (or WithWaitAOF) when fewer replicas (or fsyncs)
+// of a store made [WithWait] (or [WithWaitAOF]) when fewer replicas (or fsyncs)
 // than it asks confirmed the write in time. The write was made on the
 // master, and stays there: the caller does not acknowledge the event, and
 // its redelivery answers Duplicate once the replicas have the write (or, if
@@ -19,7 +19,7 @@ import (
 var ErrNotReplicated = errors.New("redisstore: write not confirmed by enough replicas in time")
 
 // ErrNoWaitAOF is returned, wrapped with the server's version or reply, by
-// a write of a store made WithWaitAOF, and by its Preflight, when the
+// a write of a store made [WithWaitAOF], and by its [Store.Preflight], when the
 // server has no WAITAOF (Redis before 7.2). The write was made; it was not
 // confirmed.
 var ErrNoWaitAOF = errors.New("redisstore: WithWaitAOF needs WAITAOF, which Redis has from 7.2 on")
@@ -42,38 +42,38 @@ func (d durability) String() string {
 }
 
 // WithWait makes every write that records a revision wait until replicas
-// replicas have it, for at most timeout: Commit, CommitBatch and
-// CommitPayload; Claim and ClaimBatch with Advance (AtMostOnce); Set and
-// Forget. It sends Redis's WAIT on the connection that made the write, in
-// the same round trip. A write that fewer replicas confirm in time returns
-// an error wrapping ErrNotReplicated, so that the consumer does not
-// acknowledge an event a failover could undo (replication is asynchronous:
-// a master that dies before its replicas have a write takes it along, and
-// the event whose commit it was applies again when redelivered).
+// replicas have it, for at most timeout: [Store.Commit], [Store.CommitBatch]
+// and [Store.CommitPayload]; [Store.Claim] and [Store.ClaimBatch] with
+// Advance (AtMostOnce); [Store.Set] and [Store.Forget]. It sends Redis's WAIT
+// on the connection that made the write, in the same round trip. A write that
+// fewer replicas confirm in time returns an error wrapping
+// [ErrNotReplicated], so that the consumer does not acknowledge an event a
+// failover could undo (replication is asynchronous: a master that dies before
+// its replicas have a write takes it along, and the event whose commit it was
+// applies again when redelivered).
 //
 // An answer that drops an event (Duplicate or Stale, from any Claim) rests
 // on a revision an earlier write recorded, perhaps one that failed so: the
 // store confirms it the same way before answering, in a second round trip
 // that only drops pay. A claim that is not an advance is not waited for,
-// nor is Renew: a failover that loses a claim lets a redelivery claim the
-// revision and run the handler while the first holder still runs it; the
+// nor is [Store.Renew]: a failover that loses a claim lets a redelivery claim
+// the revision and run the handler while the first holder still runs it; the
 // first one's renewal or commit then fails with ErrLeaseLost, so that only
-// one of them records the revision, but both handlers ran. Waiting for
-// every claim would add a second wait to every decision to close that
-// window.
+// one of them records the revision, but both handlers ran. Waiting for every
+// claim would add a second wait to every decision to close that window.
 //
 // In AtMostOnce mode an advance that is not confirmed does not run its
 // handler, and its redelivery answers Duplicate once the replicas have it:
 // the event is dropped, as that mode allows.
 //
 // WAIT confirms that the replicas received the write, not that anything
-// reached a disk (WithWaitAOF does), and a guard retries a commit that
+// reached a disk ([WithWaitAOF] does), and a guard retries a commit that
 // failed so while its lease holds. The store needs a master that has the
-// replicas: Preflight checks each master's connected replicas. Against
+// replicas: [Store.Preflight] checks each master's connected replicas. Against
 // miniredis, whose WAIT answers 0 at once, every such write fails.
 // replicas 0 turns waiting off, the default. It panics if replicas is
 // negative, or timeout is under a millisecond when replicas is not 0 (WAIT
-// with no timeout would wait for ever). New panics if the client is not a
+// with no timeout would wait for ever). [New] panics if the client is not a
 // *redis.Client, *redis.ClusterClient or *redis.Ring: the store must find
 // the master that took each write.
 func WithWait(replicas int, timeout time.Duration) Option {
@@ -87,15 +87,15 @@ func WithWait(replicas int, timeout time.Duration) Option {
 	return func(s *Store) { s.setWait(d) }
 }
 
-// WithWaitAOF is WithWait with Redis 7.2's WAITAOF: every write that
+// WithWaitAOF is [WithWait] with Redis 7.2's WAITAOF: every write that
 // records a revision waits until it is fsynced to the master's append-only
 // file (local 1) and to those of replicas replicas, for at most timeout,
-// and returns an error wrapping ErrNotReplicated when fewer confirm in
+// and returns an error wrapping [ErrNotReplicated] when fewer confirm in
 // time. It needs appendonly yes on every server it counts. On a server
 // without WAITAOF (before 7.2) each such write returns an error wrapping
-// ErrNoWaitAOF, and so does Preflight. local 0 and replicas 0 turn waiting
-// off, the default. It panics if local is not 0 or 1, replicas is
-// negative, or timeout is under a millisecond when waiting is on; New
+// [ErrNoWaitAOF], and so does [Store.Preflight]. local 0 and replicas 0 turn
+// waiting off, the default. It panics if local is not 0 or 1, replicas is
+// negative, or timeout is under a millisecond when waiting is on; [New]
 // panics if WithWait is given too.
 func WithWaitAOF(local, replicas int, timeout time.Duration) Option {
 	if local != 0 && local != 1 {
@@ -297,7 +297,7 @@ func (s *Store) acknowledged(ctx context.Context, node *redis.Client, sc script,
 			return e
 		}
 		if s.wait.aof && redis.HasErrorPrefix(err, "unknown command") {
-			return fmt.Errorf("%w: %s on %s: the write was made, and the server answered WAITAOF with %q", ErrNoWaitAOF, sc.name, addr, err)
+			return fmt.Errorf("%w: %s on %s: the write was made, and the server answered WAITAOF with %q", ErrNoWaitAOF, sc.name, addr, err.Error())
 		}
 		return fmt.Errorf("redisstore: %s on %s: the write was made, and %s failed: %w", sc.name, addr, s.wait, err)
 	}

@@ -45,6 +45,7 @@ func Example_transactional() {
 		panic(err)
 	}
 
+	// snippet:sqlstore-transactional
 	g := revguard.New(store,
 		func(c Credit) (string, revguard.Revision, error) { return c.Account, revguard.Revision(c.Seq), nil },
 		revguard.WithMode(revguard.Transactional),
@@ -55,6 +56,7 @@ func Example_transactional() {
 			 ON CONFLICT (account) DO UPDATE SET cents = cents + excluded.cents`, c.Account, c.Cents)
 		return err
 	}
+	// snippet:end
 
 	for _, c := range []Credit{
 		{"alice", 1, 500},

@@ -58,7 +58,7 @@ func openSQLite(t testing.TB, extra string) *sql.DB {
 	if err != nil {
 		t.Fatalf("opening SQLite: %v", err)
 	}
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { _ = db.Close() })
 	return db
 }
 
@@ -79,7 +79,7 @@ func openServer(driver, env, what, sep string) func(t testing.TB, extra string) 
 		if err := db.PingContext(context.Background()); err != nil {
 			t.Fatalf("%s at %s=%s does not answer: %v", what, env, os.Getenv(env), err)
 		}
-		t.Cleanup(func() { db.Close() })
+		t.Cleanup(func() { _ = db.Close() })
 		return db
 	}
 }

@@ -16,8 +16,8 @@ var _ revguard.Inspector = (*Store)(nil)
 // scanPage bounds the rows of one Scan statement.
 const scanPage = 500
 
-// Inspect implements revguard.Inspector in one statement, which reads the
-// lease left on the database's clock.
+// Inspect implements [revguard.Inspector.Inspect] in one statement, which
+// reads the lease left on the database's clock.
 func (s *Store) Inspect(ctx context.Context, ns, key string) (revguard.Entity, error) {
 	e, err := newEntity(ns, key)
 	if err != nil {
@@ -40,7 +40,7 @@ func (s *Store) Inspect(ctx context.Context, ns, key string) (revguard.Entity, e
 	return out, err
 }
 
-// Scan implements revguard.Inspector. Each page is one statement of at
+// Scan implements [revguard.Inspector.Scan]. Each page is one statement of at
 // most 500 rows, in primary-key order from where the last one ended (keyset
 // pagination), so no transaction or result set stays open across pages or
 // while fn runs. Rows are keyed by hash on PostgreSQL and MySQL, where the

@@ -20,7 +20,7 @@ import (
 func TestScanInput(t *testing.T) {
 	db, err := sql.Open("pgx", "postgres://nobody@127.0.0.1:1/none?connect_timeout=1")
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	s, err := sqlstore.New(db, sqlstore.Postgres)
 	require.NoError(t, err)
 	ctx := t.Context()

@@ -47,11 +47,11 @@ func payloadSQL(d Dialect, t, entity string) (peek, store string, add []string) 
 	return peek, store, add
 }
 
-// CommitPayload implements revguard.Payloads: on PostgreSQL the commit's
-// one statement also writes the payload; elsewhere the commit's
+// CommitPayload implements [revguard.Payloads.CommitPayload]: on PostgreSQL
+// the commit's one statement also writes the payload; elsewhere the commit's
 // transaction writes it after the row. On a table made without the payload
-// columns it returns an error wrapping ErrSchema that shows the ALTER
-// TABLE statements adding them, and commits nothing.
+// columns it returns an error wrapping [ErrSchema] that shows the ALTER TABLE
+// statements adding them, and commits nothing.
 func (s *Store) CommitPayload(ctx context.Context, ns, key string, token revguard.Token, payload []byte) error {
 	if len(payload) == 0 {
 		return s.Commit(ctx, ns, key, token)
@@ -91,9 +91,9 @@ func (s *Store) CommitPayload(ctx context.Context, ns, key string, token revguar
 	return out[0]
 }
 
-// PeekPayload implements revguard.Payloads in one statement. On a table
-// made without the payload columns it returns an error wrapping ErrSchema,
-// as CommitPayload does.
+// PeekPayload implements [revguard.Payloads.PeekPayload] in one statement. On
+// a table made without the payload columns it returns an error wrapping
+// [ErrSchema], as [Store.CommitPayload] does.
 func (s *Store) PeekPayload(ctx context.Context, ns, key string) (revguard.State, []byte, error) {
 	e, err := newEntity(ns, key)
 	if err != nil {

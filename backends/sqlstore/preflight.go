@@ -10,8 +10,9 @@ import (
 	"strings"
 )
 
-// ErrSchema is returned, wrapped with what is wrong, by Preflight when the
-// store's table is missing or differs from the one CreateTable makes.
+// ErrSchema is returned, wrapped with what is wrong, by [Store.Preflight]
+// when the store's table is missing or differs from the one
+// [Store.CreateTable] makes.
 var ErrSchema = errors.New("sqlstore: table does not match the store")
 
 // column is a column the store's table has, with its type as the
@@ -56,17 +57,16 @@ var tableSpec = map[Dialect]struct {
 
 // Preflight reads the database's catalog (pg_catalog on PostgreSQL,
 // information_schema on MySQL, PRAGMA table_info on SQLite) and returns an
-// error wrapping ErrSchema for each way the store's table differs from the
-// one CreateTable makes, all of them joined: the table is missing, a column
-// is missing or of another type, or the primary key is another. A table
-// made by hand or by an older version may differ so, and the store would
-// then fail on its first call, or worse, compare revisions as text or
+// error wrapping [ErrSchema] for each way the store's table differs from the
+// one [Store.CreateTable] makes, all of them joined: the table is missing, a
+// column is missing or of another type, or the primary key is another. A
+// table made by hand or by an older version may differ so, and the store
+// would then fail on its first call, or worse, compare revisions as text or
 // signed numbers. The payload columns may be missing, since only
-// CommitPayload and PeekPayload need them (they return an error showing
-// how to add them), but not of another type. Columns the store does not
-// use are left alone. It returns
-// another error when the catalog cannot be read. Call it at startup; it is
-// not needed for the store to work.
+// [Store.CommitPayload] and [Store.PeekPayload] need them (they return an
+// error showing how to add them), but not of another type. Columns the store
+// does not use are left alone. It returns another error when the catalog
+// cannot be read. Call it at startup; it is not needed for the store to work.
 func (s *Store) Preflight(ctx context.Context) error {
 	found, key, err := s.catalog(ctx)
 	if err != nil {

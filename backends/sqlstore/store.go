@@ -15,7 +15,7 @@ import (
 	"github.com/revguard/revguard"
 )
 
-// Store is a revguard.Store, and a revguard.Transactor, that keeps applied
+// Store is a [revguard.Store], and a [revguard.Transactor], that keeps applied
 // revisions and claims in one table of a SQL database. It is safe for
 // concurrent use, and any number of processes may share the table.
 type Store struct {
@@ -30,7 +30,7 @@ type Store struct {
 
 var _ revguard.Transactor = (*Store)(nil)
 
-// Option configures a Store.
+// Option configures a [Store].
 type Option func(*config)
 
 type config struct {
@@ -38,13 +38,13 @@ type config struct {
 	retries int
 }
 
-// DefaultTable is the table a Store uses unless WithTable names another.
+// DefaultTable is the table a [Store] uses unless [WithTable] names another.
 const DefaultTable = "revguard_revisions"
 
 // WithTable sets the table, a name of letters, digits and underscores that
 // does not start with a digit, at most 63 long, optionally qualified by a
-// schema of the same form ("events.revisions"). New refuses anything else.
-// The default is DefaultTable, "revguard_revisions".
+// schema of the same form ("events.revisions"). [New] refuses anything else.
+// The default is [DefaultTable], "revguard_revisions".
 func WithTable(name string) Option {
 	return func(c *config) { c.table = name }
 }
@@ -53,16 +53,17 @@ func WithTable(name string) Option {
 // database aborted it for a conflict with a concurrent transaction: a
 // serialization failure or deadlock (SQLSTATE 40001 or 40P01, MySQL error
 // 1213), a busy SQLite database, or a row another transaction inserted
-// first. Such an abort changes nothing, so running again is safe; Transact
-// then runs its handler again too, in a new transaction. Retries wait a
-// few random milliseconds, longer each time. The default is 10.
+// first. Such an abort changes nothing, so running again is safe;
+// [Store.Transact] then runs its handler again too, in a new transaction.
+// Retries wait a few random milliseconds, longer each time. The default is
+// 10.
 func WithRetries(n int) Option {
 	return func(c *config) { c.retries = n }
 }
 
-// New returns a Store that keeps its table in db, which speaks dialect. It
-// does no I/O: call CreateTable once, or create the table as the package
-// documentation shows. It returns an error for a nil db, an unknown
+// New returns a [Store] that keeps its table in db, which speaks dialect. It
+// does no I/O: call [Store.CreateTable] once, or create the table as the
+// package documentation shows. It returns an error for a nil db, an unknown
 // dialect or an invalid option.
 func New(db *sql.DB, dialect Dialect, opts ...Option) (*Store, error) {
 	if db == nil {
@@ -167,7 +168,7 @@ func (e *entity) fill(buf []byte, ns, key string) ([]byte, error) {
 	if cap(buf) < 1+len(ns)+len(key) {
 		buf = make([]byte, 0, 1+len(ns)+len(key))
 	}
-	raw := append(append(append(buf[:0:cap(buf)], byte(len(ns))), ns...), key...)
+	raw := append(append(append(buf[:0:cap(buf)], byte(len(ns))), ns...), key...) //nolint:gosec // G115: len(ns) <= MaxNamespaceLen, 255, checked above
 	*e = entity{id: sha256.Sum256(raw), ns: ns, key: key, raw: raw[:len(raw):len(raw)]}
 	return raw[len(raw):], nil
 }
@@ -221,7 +222,7 @@ func (s *Store) retry(ctx context.Context, what string, op func() error) error {
 		if err == nil {
 			return nil
 		}
-		if _, ok := err.(handlerError); ok && !s.d.retryable(err) {
+		if errors.As(err, new(handlerError)) && !s.d.retryable(err) {
 			return err
 		}
 		if !s.d.retryable(err) {
@@ -240,11 +241,12 @@ func (s *Store) retry(ctx context.Context, what string, op func() error) error {
 		// not collide again. The ceiling doubles up to a quarter second:
 		// sixteen MariaDB transactions inserting one new row deadlock on its
 		// gap lock again and again with a lower one, under load.
-		wait := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 8)))
+		wait := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 8))) //nolint:gosec // G404: jitter, not a secret
 		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			//nolint:errorlint // %v: the context's end is the cause; wrapping the last conflict too would let errors.Is match a retried handler's error
 			return fmt.Errorf("sqlstore: %s: %w (after %v)", what, ctx.Err(), err)
 		case <-t.C:
 		}
@@ -267,7 +269,7 @@ func (s *Store) inTx(ctx context.Context, what string, fn func(tx *sql.Tx) error
 	})
 }
 
-// Claim implements revguard.Store.
+// Claim implements [revguard.Store.Claim].
 func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply, error) {
 	out, err := s.ClaimBatch(ctx, []revguard.Request{req})
 	if err != nil {
@@ -276,9 +278,10 @@ func (s *Store) Claim(ctx context.Context, req revguard.Request) (revguard.Reply
 	return out[0], nil
 }
 
-// ClaimBatch implements revguard.Store. PostgreSQL decides a batch in one
-// statement per distinct request shape (the guard's batches have one);
-// MySQL and SQLite lock, read and write the batch's rows in one transaction.
+// ClaimBatch implements [revguard.Store.ClaimBatch]. PostgreSQL decides a
+// batch in one statement per distinct request shape (the guard's batches have
+// one); MySQL and SQLite lock, read and write the batch's rows in one
+// transaction.
 func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revguard.Reply, error) {
 	out := make([]revguard.Reply, len(reqs))
 	if len(reqs) == 0 {
@@ -303,7 +306,7 @@ func (s *Store) ClaimBatch(ctx context.Context, reqs []revguard.Request) ([]revg
 	return out, nil
 }
 
-// Commit implements revguard.Store.
+// Commit implements [revguard.Store.Commit].
 func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token) error {
 	errs, err := s.CommitBatch(ctx, []revguard.Commit{{Namespace: ns, Key: key, Token: token}})
 	if err != nil {
@@ -312,8 +315,8 @@ func (s *Store) Commit(ctx context.Context, ns, key string, token revguard.Token
 	return errs[0]
 }
 
-// CommitBatch implements revguard.Store, in one statement on PostgreSQL
-// and one transaction elsewhere.
+// CommitBatch implements [revguard.Store.CommitBatch], in one statement on
+// PostgreSQL and one transaction elsewhere.
 func (s *Store) CommitBatch(ctx context.Context, commits []revguard.Commit) ([]error, error) {
 	out := make([]error, len(commits))
 	if len(commits) == 0 {
@@ -342,7 +345,8 @@ func errLost(key string) error {
 	return fmt.Errorf("%w: %q holds no live claim by this token", revguard.ErrLeaseLost, key)
 }
 
-// Renew implements revguard.Store. The lease runs on the database's clock.
+// Renew implements [revguard.Store.Renew]. The lease runs on the database's
+// clock.
 func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token, lease time.Duration) error {
 	e, err := newEntity(ns, key)
 	if err != nil {
@@ -369,7 +373,7 @@ func (s *Store) Renew(ctx context.Context, ns, key string, token revguard.Token,
 	return lost
 }
 
-// Release implements revguard.Store.
+// Release implements [revguard.Store.Release].
 func (s *Store) Release(ctx context.Context, ns, key string, token revguard.Token) error {
 	e, err := newEntity(ns, key)
 	if err != nil {
@@ -382,7 +386,7 @@ func (s *Store) Release(ctx context.Context, ns, key string, token revguard.Toke
 	})
 }
 
-// Peek implements revguard.Store.
+// Peek implements [revguard.Store.Peek].
 func (s *Store) Peek(ctx context.Context, ns, key string) (revguard.State, error) {
 	e, err := newEntity(ns, key)
 	if err != nil {
@@ -417,7 +421,7 @@ func stateOf(applied sql.NullString, what string) (revguard.State, error) {
 	return revguard.State{Applied: rev, Exists: true}, nil
 }
 
-// Set implements revguard.Store.
+// Set implements [revguard.Store.Set].
 func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) error {
 	e, err := newEntity(ns, key)
 	if err != nil {
@@ -434,7 +438,7 @@ func (s *Store) Set(ctx context.Context, ns, key string, rev revguard.Revision) 
 	})
 }
 
-// Forget implements revguard.Store.
+// Forget implements [revguard.Store.Forget].
 func (s *Store) Forget(ctx context.Context, ns, key string) error {
 	e, err := newEntity(ns, key)
 	if err != nil {
@@ -457,9 +461,10 @@ func (s *Store) entityArgs(e entity) []any {
 
 type txKey struct{}
 
-// TxFrom returns the transaction that Transact runs its handler in, or nil
-// if ctx carries none. A handler in the Transactional mode makes its writes
-// through it, so that they commit together with the revision, or not at all.
+// TxFrom returns the transaction that [Store.Transact] runs its handler in,
+// or nil if ctx carries none. A handler in the Transactional mode makes its
+// writes through it, so that they commit together with the revision, or not
+// at all.
 func TxFrom(ctx context.Context) *sql.Tx {
 	tx, _ := ctx.Value(txKey{}).(*sql.Tx)
 	return tx
@@ -471,16 +476,16 @@ type handlerError struct{ err error }
 func (e handlerError) Error() string { return e.err.Error() }
 func (e handlerError) Unwrap() error { return e.err }
 
-// Transact implements revguard.Transactor. It begins a transaction with
-// the database's default isolation level, advances req in it, and, if that
-// is Granted, runs fn with a context that carries the transaction (see
-// TxFrom) and commits. An error from fn, or a panic, rolls back both fn's
+// Transact implements [revguard.Transactor.Transact]. It begins a transaction
+// with the database's default isolation level, advances req in it, and, if
+// that is Granted, runs fn with a context that carries the transaction (see
+// [TxFrom]) and commits. An error from fn, or a panic, rolls back both fn's
 // writes and the advance; the error is returned as fn returned it and the
-// panic goes on. A concurrent Transact on the same entity waits for the
-// row lock, then sees the outcome.
+// panic goes on. A concurrent Transact on the same entity waits for the row
+// lock, then sees the outcome.
 //
 // When the database aborts the transaction for a conflict (see
-// WithRetries), Transact runs again from the start, fn included. An error
+// [WithRetries]), Transact runs again from the start, fn included. An error
 // from COMMIT itself is returned: the outcome may be unknown (the
 // connection dropped), and the redelivery finds out, as a duplicate if the
 // commit went through.
@@ -525,7 +530,7 @@ func (s *Store) Transact(ctx context.Context, req revguard.Request, fn func(cont
 		}
 		return nil
 	})
-	if he, ok := err.(handlerError); ok {
+	if he, ok := err.(handlerError); ok { //nolint:errorlint // fn's error as it returned it; retry's own wrapping (gave up after retries) stays
 		return out[0], he.err
 	}
 	return out[0], err

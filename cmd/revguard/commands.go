@@ -59,6 +59,7 @@ Usage:
 Commands:
 `
 
+//nolint:gosec // G101: user:pass is a placeholder in the usage text
 const usageStores = `
 Stores (-store URL, or $REVGUARD_STORE):
   redis://[user:pass@]host[:6379][/db]        one server; rediss:// for TLS

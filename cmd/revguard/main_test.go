@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -38,11 +39,11 @@ func TestMain(m *testing.M) {
 	bin = filepath.Join(dir, "revguard")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building revguard: %v\n%s", err, out)
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		os.Exit(1)
 	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	_ = os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -65,7 +66,8 @@ func revguardCmd(t testing.TB, stdin string, args ...string) result {
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	err := cmd.Run()
 	r := result{stdout: out.String(), stderr: errOut.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		r.code = ee.ExitCode()
 	} else {
 		require.NoError(t, err, "running revguard %s", strings.Join(args, " "))
@@ -182,7 +184,7 @@ func sqliteFixture(t *testing.T) *fixture {
 func sqlFixture(t *testing.T, driver, dsn, url string, d sqlstore.Dialect) *fixture {
 	db, err := sql.Open(driver, dsn)
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { _ = db.Close() })
 	table := testenv.Unique("revguard_cmd_", 6)
 	s, err := sqlstore.New(db, d, sqlstore.WithTable(table))
 	require.NoError(t, err)

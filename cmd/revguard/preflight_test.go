@@ -32,7 +32,7 @@ func TestPreflightBadTable(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.db")
 	db, err := sql.Open("sqlite", "file:"+path)
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { _ = db.Close() }()
 	// applied as INTEGER, which SQLite keeps as signed 64-bit: revisions
 	// above 2^63 would not fit, and text ones would compare as text.
 	_, err = db.Exec(`CREATE TABLE revs (namespace BLOB NOT NULL, entity_key BLOB NOT NULL, applied INTEGER,
@@ -106,7 +106,7 @@ func startRedis(t *testing.T, extra ...string) string {
 		_ = cmd.Wait()
 	})
 	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
+	defer func() { _ = c.Close() }()
 	deadline := time.Now().Add(10 * time.Second)
 	for c.Ping(context.Background()).Err() != nil {
 		require.True(t, time.Now().Before(deadline), "redis-server on port %s did not start", port)

@@ -117,10 +117,10 @@ func (f *storeFlags) openSQL(loc *location) (*target, error) {
 	}
 	s, err := sqlstore.New(db, loc.dialect, sqlstore.WithTable(f.table))
 	if err != nil {
-		db.Close()
+		_ = db.Close()
 		return nil, usagef("-table: %v", err)
 	}
-	return &target{store: s, desc: loc.desc, close: func() { db.Close() }, db: db, dialect: loc.dialect, table: s.Table()}, nil
+	return &target{store: s, desc: loc.desc, close: func() { _ = db.Close() }, db: db, dialect: loc.dialect, table: s.Table()}, nil
 }
 
 func (t *target) ping(ctx context.Context) error {

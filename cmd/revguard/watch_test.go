@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,7 +35,7 @@ func runOnTerminal(t *testing.T, answer string, args ...string) (string, int) {
 	cmd := exec.CommandContext(ctx, bin, args...)
 	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
 	require.NoError(t, err)
-	defer tty.Close()
+	defer func() { _ = tty.Close() }()
 	var out bytes.Buffer
 	buf := make([]byte, 4096)
 	for {
@@ -53,8 +54,8 @@ func runOnTerminal(t *testing.T, answer string, args ...string) (string, int) {
 	}
 	code := 0
 	if err := cmd.Wait(); err != nil {
-		ee, ok := err.(*exec.ExitError)
-		require.True(t, ok, "%v", err)
+		var ee *exec.ExitError
+		require.True(t, errors.As(err, &ee), "%v", err)
 		code = ee.ExitCode()
 	}
 	t.Logf("revguard %s on a terminal -> %d:\n%q", strings.Join(args, " "), code, out.String())
@@ -127,7 +128,7 @@ func metricsServer(t *testing.T) *httptest.Server {
 	var requests atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		io.WriteString(w, exposition(int(requests.Add(1))))
+		_, _ = io.WriteString(w, exposition(int(requests.Add(1))))
 	}))
 	t.Cleanup(srv.Close)
 	return srv

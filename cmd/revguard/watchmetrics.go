@@ -58,7 +58,7 @@ func (v *metricsView) fetch(ctx context.Context) (map[series]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("GET %s: %s", v.url, resp.Status)
 	}

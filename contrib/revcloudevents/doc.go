@@ -1,13 +1,13 @@
 // Package revcloudevents runs the events a CloudEvents SDK client receives
-// through a revguard.Guard, for client.StartReceiver:
+// through a [revguard.Guard], for client.StartReceiver:
 //
 //	g := revguard.New(store, revcloudevents.Extractor())
 //	err := c.StartReceiver(ctx, revcloudevents.Receiver(g, apply))
 //
-// Extractor reads the key from source and subject and the revision from the
+// [Extractor] reads the key from source and subject and the revision from the
 // sequence extension or the time attribute, as the HTTP middleware's
-// middleware.CloudEvents does. Receiver answers each event with the
-// protocol result revguard.Disposition calls for. Over HTTP that result
+// [middleware.CloudEvents] does. [Receiver] answers each event with the
+// protocol result [revguard.Disposition] calls for. Over HTTP that result
 // sets the response status, which tells the sender both whether to retry
 // and, for an acknowledged event, what the guard did:
 //
@@ -43,7 +43,7 @@
 // strings, and keep one path per event stream.
 //
 // On the sending side,
-// Outcome reads the outcome from the result of client.Send or
+// [Outcome] reads the outcome from the result of client.Send or
 // client.Request:
 //
 //	res := sender.Send(ctx, e)

@@ -12,12 +12,14 @@ import (
 )
 
 func ExampleReceiver() {
+	// snippet:cloudevents-receiver
 	g := revguard.New(memstore.New(), revcloudevents.Extractor())
 	receive := revcloudevents.Receiver(g, func(ctx context.Context, e event.Event) error {
 		fmt.Println("apply", e.Subject(), "sequence", e.Extensions()["sequence"])
 		return nil
 	})
 	// A receiving client runs it: c.StartReceiver(ctx, receive)
+	// snippet:end
 
 	for _, seq := range []string{"2", "2", "1", "x"} {
 		e := cloudevents.NewEvent()

@@ -10,23 +10,23 @@ import (
 )
 
 // Extractor returns an extractor that reads a CloudEvent's entity key and
-// revision by the rules of middleware.CloudEvents, so that one event gets
+// revision by the rules of [middleware.CloudEvents], so that one event gets
 // the same key and revision through the SDK and through the HTTP
 // middleware:
 //
-//   - the key is revguard.Key(source, subject), or revguard.Key(source)
+//   - the key is [revguard.Key](source, subject), or revguard.Key(source)
 //     when the event has no subject;
 //   - the revision is the sequence extension, a decimal counter (a string,
 //     or an integer as structured JSON may carry it), or else the time
 //     attribute, as Unix nanoseconds, refused when it lies more than
-//     middleware.DefaultMaxFutureSkew ahead of the clock.
+//     [middleware.DefaultMaxFutureSkew] ahead of the clock.
 //
-// Its errors are *middleware.FieldError values that name the attribute and
-// wrap revguard.ErrInvalidKey or revguard.ErrInvalidRevision.
+// Its errors are *[middleware.FieldError] values that name the attribute and
+// wrap [revguard.ErrInvalidKey] or [revguard.ErrInvalidRevision].
 func Extractor() revguard.Extractor[event.Event] { return extract }
 
-// ExtractorByTime is Extractor ordered by the time attribute alone, as
-// middleware.CloudEventsByTime: the sequence extension is ignored, for
+// ExtractorByTime is [Extractor] ordered by the time attribute alone, as
+// [middleware.CloudEventsByTime]: the sequence extension is ignored, for
 // producers whose sequence is not a decimal counter.
 func ExtractorByTime() revguard.Extractor[event.Event] { return extractByTime }
 

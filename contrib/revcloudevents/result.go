@@ -40,7 +40,7 @@ func nack(status int, err error) protocol.Result {
 	return cehttp.NewResult(status, "%w", protocol.NewReceipt(false, "%w", err))
 }
 
-// Outcome returns what a Receiver's guard did with an event, read from the
+// Outcome returns what a [Receiver]'s guard did with an event, read from the
 // result that client.Send or client.Request returned for it over HTTP. It
 // returns false for a NACK, for an error that never reached the receiver,
 // and for a result of another protocol. A receiver not built with Receiver

@@ -8,7 +8,7 @@ import (
 	"github.com/revguard/revguard/internal/text"
 )
 
-// The headers a publisher sets for Headers(KeyHeader, RevisionHeader). They
+// The headers a publisher sets for [Headers]([KeyHeader], RevisionHeader). They
 // name the event's own data rather than this package, and they are the ones
 // the HTTP examples use, so one producer can write the same pair to a
 // webhook and to a subject.
@@ -19,11 +19,11 @@ const (
 
 // Headers returns an extractor that reads the entity key from the header
 // keyHeader and the revision from the header revisionHeader, as
-// revguard.ParseRevision reads it (a decimal counter or an RFC 3339
+// [revguard.ParseRevision] reads it (a decimal counter or an RFC 3339
 // timestamp). NATS header names are case-sensitive. A missing header, or one
 // set several times to different values, is refused with an error wrapping
-// revguard.ErrInvalidKey or revguard.ErrInvalidRevision that names the
-// header and quotes its value; Handle then terminates the message.
+// [revguard.ErrInvalidKey] or [revguard.ErrInvalidRevision] that names the
+// header and quotes its value; [Handle] then terminates the message.
 //
 // Do not read the revision from Nats-Msg-Id: see the package documentation.
 // It panics if a name is empty.
@@ -47,7 +47,7 @@ func Headers(keyHeader, revisionHeader string) revguard.Extractor[jetstream.Msg]
 // Subject returns an extractor whose entity key is the message's whole
 // subject, for streams that publish each entity on a subject of its own
 // ("prices.eu.p42"), and whose revision is read from the header
-// revisionHeader as Headers reads it. It panics if the name is empty.
+// revisionHeader as [Headers] reads it. It panics if the name is empty.
 func Subject(revisionHeader string) revguard.Extractor[jetstream.Msg] {
 	if revisionHeader == "" {
 		panic("revjetstream: Subject(\"\"): want a header name")

@@ -8,8 +8,8 @@ import (
 )
 
 // Handler returns a handler for Consume that runs each message through g
-// with h and settles it as Handle does. It hands errors to WithErrorHandler's
-// function. It panics if g or h is nil.
+// with h and settles it as [Handle] does. It hands errors to
+// [WithErrorHandler]'s function. It panics if g or h is nil.
 func Handler(g *revguard.Guard[jetstream.Msg], h revguard.Handler[jetstream.Msg], opts ...Option) jetstream.MessageHandler {
 	mustHave("Handler", g, h)
 	c := newConfig(opts)
@@ -21,10 +21,10 @@ func Handler(g *revguard.Guard[jetstream.Msg], h revguard.Handler[jetstream.Msg]
 }
 
 // Handle runs msg through g with h and then acknowledges, delays, terminates
-// or negatively acknowledges it as revguard.Disposition says (see the
+// or negatively acknowledges it as [revguard.Disposition] says (see the
 // package documentation), for loops over Messages or Fetch. While the guard
 // runs, msg is marked InProgress every third of the consumer's AckWait (see
-// WithAckWait). h must not acknowledge msg itself.
+// [WithAckWait]). h must not acknowledge msg itself.
 //
 // It returns nil when msg was acknowledged; otherwise the guard's error, the
 // error of the call that settled msg, or both joined. Either way msg has

@@ -12,7 +12,7 @@ import (
 
 // Consume polls cl and runs every record through g with h until ctx ends
 // or the client is closed, committing each partition's offsets only past
-// the records the guard acknowledged; see HandleFetches for what one poll
+// the records the guard acknowledged; see [HandleFetches] for what one poll
 // does. It returns ctx's error or kgo.ErrClientClosed, and at once an error
 // naming what is missing if the client lacks what Consume relies on:
 //
@@ -24,7 +24,7 @@ import (
 //     committed by its former owner.
 //
 // Nothing else may poll cl meanwhile. Errors Consume goes on after (a
-// failed fetch or commit, a stopped partition) go to WithErrorHandler.
+// failed fetch or commit, a stopped partition) go to [WithErrorHandler].
 // Consume allows rebalancing before it returns, so cl.Close may follow.
 func Consume(ctx context.Context, cl *kgo.Client, g *revguard.Guard[*kgo.Record], h revguard.Handler[*kgo.Record], opts ...Option) error {
 	if err := check(cl, g, h); err != nil {

@@ -62,6 +62,7 @@ func ExampleHandleFetches() {
 		g     *revguard.Guard[*kgo.Record]
 		apply revguard.Handler[*kgo.Record]
 	)
+	// snippet:kgo-poll-loop
 	for ctx.Err() == nil {
 		fetches := cl.PollRecords(ctx, 100)
 		if fetches.IsClientClosed() {
@@ -75,4 +76,5 @@ func ExampleHandleFetches() {
 		}
 		cl.AllowRebalance()
 	}
+	// snippet:end
 }

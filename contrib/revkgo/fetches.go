@@ -12,7 +12,7 @@ import (
 )
 
 // HandleFetches handles one poll's records, for a consumer that runs its
-// own poll loop; Consume is that loop. Call it after cl.PollRecords and
+// own poll loop; [Consume] is that loop. Call it after cl.PollRecords and
 // before cl.AllowRebalance, from the goroutine that polls:
 //
 //	fetches := cl.PollRecords(ctx, 500)
@@ -21,17 +21,17 @@ import (
 //
 // Each partition's records go through the guard in order, in a goroutine
 // of the partition's own, up to the first record not acknowledged (see
-// revguard.Disposition). Then, per partition, the offset after the last
+// [revguard.Disposition]). Then, per partition, the offset after the last
 // acknowledged record is committed, and the partition is rewound to the
 // first record not acknowledged so that it is fetched again, after the
-// delay WithRetryDelay or WithRedeliverDelay sets, during which the
+// delay [WithRetryDelay] or [WithRedeliverDelay] sets, during which the
 // partition is paused and the others go on. Records after that one are
 // not handled in this poll: they come again behind it.
 //
 // It returns an error if the client is not set up as Consume requires, if
 // the commit failed (the poll's records are then fetched again and
 // committed with a later poll), or if a partition stopped
-// (ErrPartitionStopped). Errors inside fetches are the caller's to read.
+// ([ErrPartitionStopped]). Errors inside fetches are the caller's to read.
 func HandleFetches(ctx context.Context, cl *kgo.Client, g *revguard.Guard[*kgo.Record], h revguard.Handler[*kgo.Record], fetches kgo.Fetches, opts ...Option) error {
 	if err := check(cl, g, h); err != nil {
 		return err

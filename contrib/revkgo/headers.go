@@ -10,10 +10,10 @@ import (
 // Headers returns an extractor that reads the entity key from the record
 // header keyHeader, or from the record's key if keyHeader is "", and the
 // revision from the header revisionHeader, a decimal integer or an RFC 3339
-// timestamp (see revguard.ParseRevision). Of repeated headers the last one
+// timestamp (see [revguard.ParseRevision]). Of repeated headers the last one
 // counts. A missing or invalid key is an error wrapping
-// revguard.ErrInvalidKey, a missing or unparsable revision one wrapping
-// revguard.ErrInvalidRevision; both name the header and quote the value.
+// [revguard.ErrInvalidKey], a missing or unparsable revision one wrapping
+// [revguard.ErrInvalidRevision]; both name the header and quote the value.
 //
 // The revision must come from the producer: a record's topic, partition
 // and offset name one copy of a message in the log, not the event it

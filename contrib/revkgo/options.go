@@ -9,7 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// An Option configures Consume and HandleFetches.
+// An Option configures [Consume] and [HandleFetches].
 type Option func(*config)
 
 type config struct {
@@ -48,15 +48,15 @@ func newConfig(opts []Option) config {
 // WithDeadLetter sets the callback that takes the records no redelivery will
 // cure: bad input (a missing key or an unparsable revision, which the guard
 // refuses before the handler runs) and Permanent handler errors that no
-// revguard.WithDeadLetter took. It typically produces the record to a
+// [revguard.WithDeadLetter] took. It typically produces the record to a
 // dead-letter topic. When it returns nil the record counts as acknowledged
 // and its offset is committed; when it fails, the partition is rewound to
 // the record, which comes again.
 //
 // Kafka has no way to drop one record, so without this option such a record
 // stops its partition: the partition is rewound to it and paused, nothing at
-// or after it is committed, and the error, wrapping ErrPartitionStopped,
-// goes to WithErrorHandler (HandleFetches returns it). The partition stays
+// or after it is committed, and the error, wrapping [ErrPartitionStopped],
+// goes to [WithErrorHandler] ([HandleFetches] returns it). The partition stays
 // paused until the process restarts or cl.ResumeFetchPartitions resumes it.
 // A record is never skipped silently. The default is none.
 //
@@ -71,7 +71,7 @@ func WithDeadLetter(fn func(ctx context.Context, r *kgo.Record, err error) error
 }
 
 // WithObserver sets fn to be told what became of each record the guard
-// answered: its outcome (revguard.DeadLettered when WithDeadLetter took it)
+// answered: its outcome ([revguard.DeadLettered] when [WithDeadLetter] took it)
 // with a nil error when it was acknowledged, or the error that kept it from
 // being acknowledged. Records of several partitions are handled at once, so
 // fn may be called concurrently; a partition's records reach it in order.
@@ -83,10 +83,10 @@ func WithObserver(fn func(r *kgo.Record, out revguard.Outcome, err error)) Optio
 	return func(c *config) { c.observe = fn }
 }
 
-// WithErrorHandler sets fn to receive what Consume cannot return without
+// WithErrorHandler sets fn to receive what [Consume] cannot return without
 // stopping: a fetch error, a failed commit (the records are fetched again and
 // their commit retried), a partition stopped at a record no one could take
-// (ErrPartitionStopped). Consume goes on after each. HandleFetches ignores
+// ([ErrPartitionStopped]). Consume goes on after each. [HandleFetches] ignores
 // this option and returns its errors. The default logs each with
 // slog.Default() at level Error.
 func WithErrorHandler(fn func(err error)) Option {
@@ -97,9 +97,9 @@ func WithErrorHandler(fn func(err error)) Option {
 }
 
 // WithRetryDelay sets how long a partition waits before a record the guard
-// asked to retry later (revguard.ErrInFlight, revguard.ErrGap) is fetched
+// asked to retry later ([revguard.ErrInFlight], [revguard.ErrGap]) is fetched
 // again; the partition is paused meanwhile, and the others go on. The
-// default is the delay revguard.Disposition gives (revguard.RetryDelay).
+// default is the delay [revguard.Disposition] gives ([revguard.RetryDelay]).
 func WithRetryDelay(d time.Duration) Option {
 	return func(c *config) { c.retryDelay, c.retrySet = max(d, 0), true }
 }
@@ -107,14 +107,14 @@ func WithRetryDelay(d time.Duration) Option {
 // WithRedeliverDelay sets how long a partition waits before a record whose
 // handler failed (or whose claim, store call or dead-letter callback failed)
 // is fetched again; the partition is paused meanwhile, and the others go on.
-// Zero fetches it again at the next poll. The default is RedeliverDelay.
+// Zero fetches it again at the next poll. The default is [RedeliverDelay].
 func WithRedeliverDelay(d time.Duration) Option {
 	return func(c *config) { c.redeliverDelay = max(d, 0) }
 }
 
-// WithPollRecords sets the most records Consume takes in one poll. The group
+// WithPollRecords sets the most records [Consume] takes in one poll. The group
 // cannot rebalance while a poll's records are handled, so a poll should take
-// no longer than the client's kgo.RebalanceTimeout. HandleFetches ignores
+// no longer than the client's kgo.RebalanceTimeout. [HandleFetches] ignores
 // this option. The default is 500.
 func WithPollRecords(n int) Option {
 	if n <= 0 {

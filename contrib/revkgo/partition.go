@@ -11,7 +11,7 @@ import (
 )
 
 // ErrPartitionStopped: a record could never succeed (bad input, a Permanent
-// handler error) and no WithDeadLetter took it, so its partition was
+// handler error) and no [WithDeadLetter] took it, so its partition was
 // rewound to it and paused. The error wrapping it names the record and
 // wraps the guard's error too.
 var ErrPartitionStopped = errors.New("revkgo: partition stopped")
@@ -64,6 +64,7 @@ func (c *config) partition(ctx context.Context, g *revguard.Guard[*kgo.Record], 
 
 func (c *config) sendDeadLetter(ctx context.Context, r *kgo.Record, cause error) error {
 	if err := c.deadLetter(ctx, r, cause); err != nil {
+		//nolint:errorlint // %v: the record is redelivered; wrapping cause would make IsPermanent and Disposition say dead-letter to observers
 		return fmt.Errorf("revkgo: dead-letter callback failed for %s: %w (the record failed with: %v)", where(r), err, cause)
 	}
 	return nil

@@ -3,8 +3,8 @@
 //
 //	g := revguard.New(store, extract, revotel.Instrument())
 //
-// Instrument uses the global providers unless WithMeterProvider and
-// WithTracerProvider say otherwise, so a program that sets up
+// [Instrument] uses the global providers unless [WithMeterProvider] and
+// [WithTracerProvider] say otherwise, so a program that sets up
 // OpenTelemetry once needs nothing more.
 //
 // # Metrics
@@ -23,7 +23,7 @@
 //     failed) or store (a store call failed);
 //   - revguard.cached, true, on drops the drop cache answered.
 //
-// A store's failure is a *revguard.StoreError, which the guard makes of a
+// A store's failure is a *[revguard.StoreError], which the guard makes of a
 // failed store call (a Transactional transaction included, when it failed
 // on its own); any other error is the handler's.
 //
@@ -36,8 +36,8 @@
 // calls and the handler run in the span's context. Each store call is an
 // event "revguard.store" (revguard.store.op, revguard.store.requests,
 // revguard.store.duration in seconds, error.type when it failed). A Handle
-// span carries the decision: revguard.key.hash (see KeyHash; revguard.key
-// with WithRawKeys), revguard.revision, revguard.applied (the revision
+// span carries the decision: revguard.key.hash (see [KeyHash]; revguard.key
+// with [WithRawKeys]), revguard.revision, revguard.applied (the revision
 // applied before, if any; revisions are decimal strings, since a uint64
 // does not fit OpenTelemetry's int64), revguard.outcome or error.type,
 // revguard.cached, revguard.namespace and revguard.mode. Its status is

@@ -24,9 +24,11 @@ func ExampleInstrument() {
 	reader := sdkmetric.NewManualReader()
 	meters := sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader))
 
+	// snippet:otel-instrument
 	g := revguard.New(memstore.New(), func(e PriceChanged) (string, revguard.Revision, error) {
 		return revguard.Key("product", e.Product), revguard.Revision(e.Revision), nil
 	}, revguard.WithNamespace("alerts"), revotel.Instrument(revotel.WithMeterProvider(meters)))
+	// snippet:end
 
 	apply := func(_ context.Context, e PriceChanged) error {
 		if e.Revision == 3 {

@@ -8,11 +8,11 @@ import (
 	"github.com/revguard/revguard"
 )
 
-// ScopeName is the instrumentation scope of the meter and tracer Instrument
+// ScopeName is the instrumentation scope of the meter and tracer [Instrument]
 // makes: it names them in exporters and selects them in SDK views.
 const ScopeName = "github.com/revguard/revguard/contrib/revotel"
 
-// Option configures Instrument.
+// Option configures [Instrument].
 type Option func(*config)
 
 type config struct {

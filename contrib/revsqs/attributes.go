@@ -9,10 +9,10 @@ import (
 
 // Attributes returns an extractor that reads the entity key from the
 // message attribute keyAttr and the revision from the message attribute
-// revisionAttr, as revguard.ParseRevision reads it (a decimal counter or an
+// revisionAttr, as [revguard.ParseRevision] reads it (a decimal counter or an
 // RFC 3339 timestamp). Both must be String or Number attributes. A missing
-// or unusable attribute gives an error wrapping revguard.ErrInvalidKey or
-// revguard.ErrInvalidRevision that names the attribute and says what is
+// or unusable attribute gives an error wrapping [revguard.ErrInvalidKey] or
+// [revguard.ErrInvalidRevision] that names the attribute and says what is
 // wrong with its value.
 // It panics if a name is empty.
 func Attributes(keyAttr, revisionAttr string) revguard.Extractor[events.SQSMessage] {

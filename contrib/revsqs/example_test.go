@@ -11,12 +11,14 @@ import (
 )
 
 func ExampleHandler() {
+	// snippet:sqs-handler
 	g := revguard.New(memstore.New(), revsqs.Attributes("entity", "revision"))
 	handler := revsqs.Handler(g, func(ctx context.Context, m events.SQSMessage) error {
 		fmt.Println("apply", m.Body)
 		return nil
 	})
 	// In a Lambda function: lambda.Start(handler)
+	// snippet:end
 
 	attrs := func(key, rev string) map[string]events.SQSMessageAttribute {
 		return map[string]events.SQSMessageAttribute{

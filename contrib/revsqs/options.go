@@ -7,7 +7,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 )
 
-// Option configures Handler.
+// Option configures [Handler].
 type Option func(*config)
 
 type config struct {
@@ -37,13 +37,12 @@ func SkipGroupOnError() Option {
 }
 
 // WithRetryLater sets a function called for every message that should come
-// back after a delay (revguard.ErrInFlight, revguard.ErrGap), with the delay
-// revguard.Disposition suggests. The message is reported as failed either
-// way and returns when its visibility timeout ends; fn may shorten that
-// with ChangeMessageVisibility (msg.ReceiptHandle, a whole number of
-// seconds), and should log its own errors, which cannot change the
-// message's fate. The default is none: the queue's visibility timeout is
-// the delay.
+// back after a delay ([revguard.ErrInFlight], [revguard.ErrGap]), with the
+// delay [revguard.Disposition] suggests. The message is reported as failed
+// either way and returns when its visibility timeout ends; fn may shorten
+// that with ChangeMessageVisibility (msg.ReceiptHandle, a whole number of
+// seconds), and should log its own errors, which cannot change the message's
+// fate. The default is none: the queue's visibility timeout is the delay.
 func WithRetryLater(fn func(ctx context.Context, msg events.SQSMessage, delay time.Duration)) Option {
 	if fn == nil {
 		panic("revsqs.WithRetryLater(nil)")

@@ -1,4 +1,4 @@
-// Package revwatermill puts a revguard.Guard in front of watermill handlers,
+// Package revwatermill puts a [revguard.Guard] in front of watermill handlers,
 // as a router middleware: each entity's messages reach the handler once and
 // in revision order, whichever process of a consumer group receives them.
 //
@@ -14,21 +14,21 @@
 //
 // # Acknowledging
 //
-// Middleware maps the guard's answer through revguard.Disposition. Ack
-// returns the handler's produced messages (none for a duplicate or stale
-// message, whose handler did not run, nor for one WithDeadLetter took), and
-// the router acknowledges. Every
-// other answer returns the guard's error, and the router nacks the message:
+// [Middleware] maps the guard's answer through [revguard.Disposition].
+// [revguard.Ack] returns the handler's produced messages (none for a
+// duplicate or stale message, whose handler did not run, nor for one
+// [revguard.WithDeadLetter] took), and the router acknowledges. Every other
+// answer returns the guard's error, and the router nacks the message:
 //
-//   - RetryLater (revguard.ErrInFlight, revguard.ErrGap): another delivery
+//   - RetryLater ([revguard.ErrInFlight], [revguard.ErrGap]): another delivery
 //     of the entity is being handled, or an earlier revision is missing.
 //   - Redeliver: the handler failed, the lease was lost, or the store could
 //     not be reached.
 //   - DeadLetter (a missing or malformed key or revision, or a
-//     revguard.Permanent handler error that no revguard.WithDeadLetter took):
-//     no delivery will ever succeed.
+//     [revguard.Permanent] handler error that no WithDeadLetter took): no
+//     delivery will ever succeed.
 //
-// Route the DeadLetter answers to a poison queue with IsDeadLetter, so that
+// Route the DeadLetter answers to a poison queue with [IsDeadLetter], so that
 // they stop coming back, and retry the others:
 //
 //	poison, err := middleware.PoisonQueueWithFilter(pub, "poison", revwatermill.IsDeadLetter)
@@ -43,7 +43,7 @@
 // they would never be applied.
 //
 // Middleware neither waits nor sets a delay: the one Disposition suggests
-// for RetryLater (revguard.RetryDelay) is left to the Retry middleware's
+// for RetryLater ([revguard.RetryDelay]) is left to the Retry middleware's
 // backoff, or to middleware.DelayOnError on a Pub/Sub that honours
 // watermill's delay metadata.
 //

@@ -44,8 +44,10 @@ func Example() {
 		panic(err)
 	}
 
+	// snippet:watermill-middleware
 	g := revguard.New(memstore.New(), revwatermill.Metadata(revwatermill.KeyField, revwatermill.RevisionField))
 	router.AddMiddleware(revwatermill.Middleware(g))
+	// snippet:end
 	router.AddNoPublisherHandler("price-projection", "prices", pubSub, func(msg *message.Message) error {
 		fmt.Printf("%s costs %s\n", msg.Metadata.Get(revwatermill.KeyField), msg.Payload)
 		return nil

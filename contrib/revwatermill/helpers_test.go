@@ -34,7 +34,7 @@ func testContext(t *testing.T) context.Context {
 // reach the handler in the order they were published.
 func newPubSub(t *testing.T) *gochannel.GoChannel {
 	ps := gochannel.NewGoChannel(gochannel.Config{BlockPublishUntilSubscriberAck: true}, watermill.NopLogger{})
-	t.Cleanup(func() { ps.Close() })
+	t.Cleanup(func() { _ = ps.Close() })
 	return ps
 }
 
@@ -85,7 +85,7 @@ func runRouter(ctx context.Context, t *testing.T, sub message.Subscriber, out me
 	stopped := make(chan error, 1)
 	go func() { stopped <- r.Run(ctx) }()
 	t.Cleanup(func() {
-		r.Close()
+		_ = r.Close()
 		if err := <-stopped; err != nil {
 			t.Errorf("router: %v", err)
 		}

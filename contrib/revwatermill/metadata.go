@@ -9,7 +9,8 @@ import (
 	"github.com/revguard/revguard"
 )
 
-// The metadata fields a publisher sets for Metadata(KeyField, RevisionField).
+// The metadata fields a publisher sets for [Metadata]([KeyField],
+// RevisionField).
 const (
 	KeyField      = "entity_key"
 	RevisionField = "revision"
@@ -17,10 +18,10 @@ const (
 
 // Metadata returns an extractor that reads a message's entity key from its
 // metadata field keyField and its revision from revisionField, as
-// revguard.ParseRevision reads it (a decimal counter or an RFC 3339
+// [revguard.ParseRevision] reads it (a decimal counter or an RFC 3339
 // timestamp). A missing or invalid key is refused with an error wrapping
-// revguard.ErrInvalidKey, and a missing or unparsable revision with one
-// wrapping revguard.ErrInvalidRevision; either names the field and quotes
+// [revguard.ErrInvalidKey], and a missing or unparsable revision with one
+// wrapping [revguard.ErrInvalidRevision]; either names the field and quotes
 // its value. It panics if a field name is empty.
 func Metadata(keyField, revisionField string) revguard.Extractor[*message.Message] {
 	if keyField == "" || revisionField == "" {

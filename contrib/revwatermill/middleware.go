@@ -50,9 +50,9 @@ func Middleware(g *revguard.Guard[*message.Message]) message.HandlerMiddleware {
 	}
 }
 
-// IsDeadLetter reports whether err, as Middleware returns it, means that
-// no delivery of the message will ever succeed (revguard.Disposition answers
-// DeadLetter): bad input or a revguard.Permanent handler error. It is the
+// IsDeadLetter reports whether err, as [Middleware] returns it, means that
+// no delivery of the message will ever succeed ([revguard.Disposition] answers
+// DeadLetter): bad input or a [revguard.Permanent] handler error. It is the
 // filter for middleware.PoisonQueueWithFilter.
 func IsDeadLetter(err error) bool {
 	action, _ := revguard.Disposition(err)
@@ -60,5 +60,5 @@ func IsDeadLetter(err error) bool {
 }
 
 // ShouldRetry is a middleware.Retry ShouldRetry function that retries every
-// error but those IsDeadLetter reports, which no retry can cure.
+// error but those [IsDeadLetter] reports, which no retry can cure.
 func ShouldRetry(p middleware.RetryParams) bool { return !IsDeadLetter(p.Err) }

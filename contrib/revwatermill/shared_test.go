@@ -34,7 +34,7 @@ func TestTwoRoutersShareOneStore(t *testing.T) {
 			// Each router opens the file on its own, as another process would.
 			db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 			require.NoError(t, err)
-			t.Cleanup(func() { db.Close() })
+			t.Cleanup(func() { _ = db.Close() })
 			s, err := sqlstore.New(db, sqlstore.SQLite)
 			require.NoError(t, err)
 			require.NoError(t, s.CreateTable(testContext(t)))
@@ -50,7 +50,7 @@ func TestTwoRoutersShareOneStore(t *testing.T) {
 			c := redis.NewClient(&redis.Options{Addr: addr})
 			t.Cleanup(func() {
 				testenv.DeleteKeys(context.Background(), c, prefix)
-				c.Close()
+				_ = c.Close()
 			})
 			stores[i] = redisstore.New(c, redisstore.WithPrefix(prefix))
 		}

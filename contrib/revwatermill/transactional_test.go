@@ -22,7 +22,7 @@ func TestTransactionalHandlerUsesMessageContext(t *testing.T) {
 	ctx := testContext(t)
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(t.TempDir(), "tx.db")+"?_pragma=busy_timeout(10000)")
 	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	t.Cleanup(func() { _ = db.Close() })
 	store, err := sqlstore.New(db, sqlstore.SQLite)
 	require.NoError(t, err)
 	require.NoError(t, store.CreateTable(ctx))

@@ -99,6 +99,7 @@ func run(ctx context.Context, seed uint64, products, revisions int, failRate flo
 	}
 
 	p := newProjection(failRate, rand.New(rand.NewPCG(seed, 2)))
+	// snippet:kafka-guard
 	guard := revguard.New(memstore.New(), func(r *kgo.Record) (string, revguard.Revision, error) {
 		var e PriceUpdated
 		if err := json.Unmarshal(r.Value, &e); err != nil {
@@ -106,6 +107,7 @@ func run(ctx context.Context, seed uint64, products, revisions int, failRate flo
 		}
 		return revguard.Key("product", e.Product), revguard.Revision(e.Revision), nil
 	}, revguard.WithNamespace(group))
+	// snippet:end
 
 	// The first consumer takes every partition, handles one batch and stops
 	// without committing.
@@ -341,6 +343,8 @@ type consumer struct {
 	handled atomic.Int64
 }
 
+// snippet:kafka-client
+
 func (c *consumer) client() (*kgo.Client, error) {
 	return kgo.NewClient(
 		kgo.SeedBrokers(c.brokers...),
@@ -357,6 +361,8 @@ func (c *consumer) client() (*kgo.Client, error) {
 		kgo.HeartbeatInterval(100*time.Millisecond),
 	)
 }
+
+// snippet:end
 
 // handleOneBatchAndDie polls one batch, runs it through the guard and leaves
 // without committing.
@@ -392,8 +398,10 @@ func (c *consumer) run(ctx context.Context) error {
 		c.handled.Add(1)
 		c.p.delivered(r, out, err)
 	}
+	// snippet:kafka-consume
 	err := revkgo.Consume(ctx, c.cl, c.guard, c.p.apply,
 		revkgo.WithObserver(observe), revkgo.WithPollRecords(50))
+	// snippet:end
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}

@@ -88,7 +88,7 @@ func run(ctx context.Context, seed uint64, products, revisions int, failRate flo
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(dir)
+	defer func() { _ = os.RemoveAll(dir) }()
 	srv, err := startServer(dir)
 	if err != nil {
 		return err

@@ -47,6 +47,7 @@ func (w *worker) start(ctx context.Context, natsURL, redisAddr string) error {
 		return fmt.Errorf("%s: %w", w.name, err)
 	}
 	w.rdb = redis.NewClient(&redis.Options{Addr: redisAddr})
+	// snippet:nats-handler
 	w.guard = revguard.New(redisstore.New(w.rdb),
 		revjetstream.Headers(revjetstream.KeyHeader, revjetstream.RevisionHeader),
 		revguard.WithNamespace(durable), revguard.WithLease(lease))
@@ -60,6 +61,7 @@ func (w *worker) start(ctx context.Context, natsURL, redisAddr string) error {
 		w.p.delivered(msg)
 		h(msg)
 	}, jetstream.PullMaxMessages(20))
+	// snippet:end
 	if err != nil {
 		return fmt.Errorf("%s: consuming: %w", w.name, err)
 	}

@@ -172,7 +172,7 @@ func open(dsn string) (db *sql.DB, d sqlstore.Dialect, where string, done func()
 		if err == nil {
 			err = db.Ping()
 		}
-		return db, sqlstore.Postgres, "PostgreSQL", func() { db.Close() }, err
+		return db, sqlstore.Postgres, "PostgreSQL", func() { _ = db.Close() }, err
 	}
 	dir, err := os.MkdirTemp("", "revguard-projection-")
 	if err != nil {
@@ -181,11 +181,11 @@ func open(dsn string) (db *sql.DB, d sqlstore.Dialect, where string, done func()
 	path := filepath.Join(dir, "projection.db")
 	db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
 	if err != nil {
-		os.RemoveAll(dir)
+		_ = os.RemoveAll(dir)
 		return nil, 0, "", nil, err
 	}
 	db.SetMaxOpenConns(1)
-	return db, sqlstore.SQLite, "SQLite " + path, func() { db.Close(); os.RemoveAll(dir) }, nil
+	return db, sqlstore.SQLite, "SQLite " + path, func() { _ = db.Close(); _ = os.RemoveAll(dir) }, nil
 }
 
 func runSuffix() string {
@@ -194,12 +194,16 @@ func runSuffix() string {
 	return hex.EncodeToString(b)
 }
 
+// snippet:projection-guard
+
 func guard(store *sqlstore.Store, namespace string) *revguard.Guard[Event] {
 	return revguard.New(store, extract,
 		revguard.WithNamespace(namespace),
 		revguard.WithMode(revguard.Transactional),
 		revguard.WithOrdering(revguard.Sequential))
 }
+
+// snippet:end
 
 func accountID(i int) string { return fmt.Sprintf("acct-%02d", i+1) }
 
@@ -414,7 +418,7 @@ func (p *projection) apply(ctx context.Context, e Event) error {
 }
 
 func (p *projection) balances(ctx context.Context) (map[string]account, error) {
-	rows, err := p.db.QueryContext(ctx, "SELECT id, owner, balance, events FROM "+p.table)
+	rows, err := p.db.QueryContext(ctx, "SELECT id, owner, balance, events FROM "+p.table) //nolint:gosec // G202: the program's own table name
 	if err != nil {
 		return nil, err
 	}

@@ -77,6 +77,7 @@ func run(ctx context.Context, seed uint64, products, revisions int) error {
 	queue, dlq := NewQueue(visibility, seed), NewQueue(visibility, seed+1)
 	p := newPricing(seed)
 
+	// snippet:queue-guard
 	guard := revguard.New(memstore.New(),
 		func(m Message) (string, revguard.Revision, error) {
 			return revguard.Key("product", m.Event.Product), revguard.Revision(m.Event.Revision), nil
@@ -103,6 +104,7 @@ func run(ctx context.Context, seed uint64, products, revisions int) error {
 		}
 		return err
 	}
+	// snippet:end
 
 	var (
 		delivered, redelivered, notAcked atomic.Int64
@@ -120,11 +122,13 @@ func run(ctx context.Context, seed uint64, products, revisions int) error {
 					if m.ReceiveCount > 1 {
 						redelivered.Add(1)
 					}
+					// snippet:queue-ack
 					if _, err := guard.Handle(runCtx, m, handle); err != nil {
 						notAcked.Add(1) // it comes back after the visibility timeout
 						continue
 					}
 					queue.Delete(m.ReceiptHandle)
+					// snippet:end
 				}
 			}
 		}()

@@ -121,7 +121,7 @@ func run(ctx context.Context, addr string, seed uint64, products, revisions int)
 	}
 	n := newNames()
 	admin := redis.NewClient(&redis.Options{Addr: addr})
-	defer admin.Close()
+	defer func() { _ = admin.Close() }()
 	if !mini {
 		// An eviction policy that can drop revision keys would let stale
 		// and duplicate events through again.
@@ -153,7 +153,7 @@ func run(ctx context.Context, addr string, seed uint64, products, revisions int)
 	procs := make([]*process, 3)
 	for i := range procs {
 		procs[i] = newProcess(fmt.Sprintf("consumer-%d", i+1), addr, n, mrand.New(mrand.NewPCG(seed, uint64(2+i))), &acked)
-		defer procs[i].rdb.Close()
+		defer func() { _ = procs[i].rdb.Close() }()
 	}
 
 	fmt.Printf("consumers: %d goroutines standing for processes, each with its own Redis client, store and guard\n", len(procs))
@@ -291,6 +291,7 @@ type process struct {
 }
 
 func newProcess(name, addr string, n names, rng *mrand.Rand, acked *atomic.Int64) *process {
+	// snippet:streams-guard
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	store := redisstore.New(rdb, redisstore.WithPrefix(n.prefix))
 	guard := revguard.New(store, func(m redis.XMessage) (string, revguard.Revision, error) {
@@ -300,6 +301,7 @@ func newProcess(name, addr string, n names, rng *mrand.Rand, acked *atomic.Int64
 		}
 		return revguard.Key("product", e.Product), e.Revision, nil
 	}, revguard.WithNamespace(n.group), revguard.WithLease(lease))
+	// snippet:end
 	return &process{name: name, n: n, rdb: rdb, guard: guard, acked: acked, rng: rng}
 }
 
@@ -326,6 +328,8 @@ func (p *process) apply(ctx context.Context, m redis.XMessage) error {
 	return err
 }
 
+// snippet:streams-handle
+
 // handle runs one entry through the guard and acknowledges it when the guard
 // says so.
 func (p *process) handle(ctx context.Context, m redis.XMessage) error {
@@ -336,6 +340,8 @@ func (p *process) handle(ctx context.Context, m redis.XMessage) error {
 	p.acked.Add(n)
 	return err
 }
+
+// snippet:end
 
 // readAndDie reads one batch and handles it without acknowledging anything,
 // as a consumer that acknowledges a batch at its end would, and is killed in
@@ -369,7 +375,7 @@ func (p *process) readAndDie(ctx context.Context) (string, error) {
 		if applied == 3 {
 			h = func(ctx context.Context, m redis.XMessage) error {
 				killed = true
-				p.rdb.Close()
+				_ = p.rdb.Close()
 				return errors.New("killed")
 			}
 		}
@@ -388,6 +394,8 @@ func (p *process) readAndDie(ctx context.Context) (string, error) {
 	return fmt.Sprintf("%s read %d entries with XREADGROUP, applied %d without acknowledging them %s",
 		p.name, len(batch), applied, how), nil
 }
+
+// snippet:streams-consume
 
 // consume takes over entries left pending for minIdle, reads new ones, and
 // handles both, until ctx ends.
@@ -431,6 +439,8 @@ func (p *process) consume(ctx context.Context) error {
 	}
 	return nil
 }
+
+// snippet:end
 
 // produce XADDs the events, one a millisecond, and returns how many it added.
 func produce(ctx context.Context, rdb *redis.Client, stream string, events []PriceUpdated) (int, error) {

@@ -159,6 +159,7 @@ func newStore(addr string, logger *slog.Logger) (revguard.Store, func()) {
 // namespace of its own under ns, because order IDs, Idempotency-Keys and
 // message IDs are different kinds of key that may well collide.
 func handler(s secrets, store revguard.Store, logger *slog.Logger, ns string) http.Handler {
+	// snippet:webhook-route
 	guard := func(name string, x revguard.Extractor[*http.Request]) *revguard.Guard[*http.Request] {
 		return revguard.New(store, x, revguard.WithLogger(logger), revguard.WithNamespace(ns+name))
 	}
@@ -168,7 +169,9 @@ func handler(s secrets, store revguard.Store, logger *slog.Logger, ns string) ht
 	g := guard("orders", middleware.JSONFields("order", "revision"))
 	mux.Handle("POST /webhook", middleware.GitHubSignature(s.github)(middleware.HTTP(g)(http.HandlerFunc(app.apply))))
 	mux.HandleFunc("GET /orders/{id}", app.show)
+	// snippet:end
 
+	// snippet:idempotency-api
 	// The key is the client's Idempotency-Key and every request is
 	// revision 1: the first request with a key applies, and WithReplay
 	// answers every repeat with its response. With Redis, each key stays
@@ -176,14 +179,17 @@ func handler(s secrets, store revguard.Store, logger *slog.Logger, ns string) ht
 	api := &checkout{placed: map[string]placed{}}
 	g = guard("idempotency-keys", middleware.IDHeader("Idempotency-Key"))
 	mux.Handle("POST /api/orders", middleware.HTTP(g, middleware.WithReplay())(http.HandlerFunc(api.place)))
+	// snippet:end
 	mux.HandleFunc("GET /api/orders/{id}", api.show)
 
+	// snippet:standard-webhooks
 	if s.standard != "" {
 		// webhook-id is the same on every retry of a message, unlike
 		// webhook-timestamp, so it, not the time, tells a retry apart.
 		g = guard("webhook-ids", middleware.WebhookID())
 		mux.Handle("POST /events", middleware.StandardWebhooks(s.standard)(middleware.HTTP(g)(http.HandlerFunc(handleEvent))))
 	}
+	// snippet:end
 	return mux
 }
 

@@ -64,7 +64,7 @@ func selfTest(s secrets, store revguard.Store, logger *slog.Logger) error {
 	// make this one's requests stale or duplicates.
 	srv := newServer(handler(s, store, logger, "webhook-selftest-"+rand.Text()+"/"))
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 
 	steps := append(append(githubSteps(s.github), apiSteps()...), standardSteps(s.standard)...)
 	return run("http://"+ln.Addr().String(), steps)
@@ -199,7 +199,7 @@ func send(client *http.Client, base string, s step) (answer, error) {
 	if err != nil {
 		return answer{}, err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, err := io.ReadAll(resp.Body)
 	return answer{status: resp.StatusCode, header: resp.Header, body: body}, err
 }

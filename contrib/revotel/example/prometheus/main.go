@@ -106,7 +106,7 @@ func run(addr string, selftest bool, out io.Writer) error {
 		return srv.Serve(ln)
 	}
 	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	defer func() { _ = srv.Close() }()
 	return scrape("http://"+ln.Addr().String()+"/metrics", out)
 }
 
@@ -121,11 +121,11 @@ func deliverEverySecond(ctx context.Context, g *revguard.Guard[OrderShipped]) {
 
 // scrape prints the revguard series of the page at url, but the buckets.
 func scrape(url string, out io.Writer) error {
-	resp, err := http.Get(url)
+	resp, err := http.Get(url) //nolint:gosec // G107: the URL of the example's own listener
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	if resp.StatusCode != http.StatusOK {
 		return fmt.Errorf("GET %s: %s", url, resp.Status)
 	}

@@ -26,7 +26,7 @@ func TestMetricsPage(t *testing.T) {
 
 	resp, err := http.Get(srv.URL + "/metrics")
 	require.NoError(t, err)
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	var decisions []string
 	names := map[string]bool{}
