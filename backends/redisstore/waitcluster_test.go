@@ -91,7 +91,7 @@ func TestWithWaitCluster(t *testing.T) {
 	shards := startCluster(t, 2)
 	cc := redis.NewClusterClient(&redis.ClusterOptions{Addrs: []string{shards[0].master.addr}})
 	t.Cleanup(func() { _ = cc.Close() })
-	s := testStore(t, cc, WithWait(1, 300*time.Millisecond))
+	s := testStore(t, cc, WithWait(1, 2*time.Second)) // met by a replica on a loaded machine, missed by a frozen one
 	ctx := t.Context()
 	require.NoError(t, s.Preflight(ctx))
 	replicas := []*redis.Client{readReplica(shards[0].replica), readReplica(shards[1].replica)}
