@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 export PATH=/usr/local/go/bin:$PATH
 
 version=v2.15.0
-tools=${REVGUARD_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/revguard-tools}
+tools=${REVGUARD_TOOLS_DIR:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/revguard-tools}
 bin=$tools/golangci-lint-$version-$(go env GOVERSION)
 if [ ! -x "$bin/golangci-lint" ]; then
 	echo "lint: building golangci-lint $version into $bin"
