@@ -238,6 +238,22 @@ func checkOutages(t *testing.T, log *callLog, o *outages) (failed int) {
 	return failed
 }
 
+// restartStorm runs the storm through px with its faults and one restart
+// of the server, checks it, and checks and tables the calls made while the
+// server was down.
+func restartStorm(t *testing.T, name, persistence string, store revguard.Store, mode revguard.Mode, cfg stormConfig, fx effectLog, px *faultProxy, restart func() (down, up time.Time)) {
+	t.Helper()
+	var counts faultCounts
+	var out outages
+	r, log := runStorm(t, store, mode, cfg, fx, schedule(px, &counts, 300*time.Millisecond, restart, &out))
+	checkStorm(t, name+" via toxiproxy", counts.String(), mode, r)
+	failed := checkOutages(t, log, &out)
+	outageTable.add(t, name, mode, persistence, failed, 0)
+	if counts.restarts.Load() == 0 {
+		t.Errorf("the storm ended before the server was restarted")
+	}
+}
+
 var outageTable = newTable(4, "Outages: store calls made while the server was down",
 	"store", "mode", "persistence", "calls failed during outage", "succeeded during outage")
 
@@ -315,15 +331,7 @@ func TestProofFaults(t *testing.T) {
 				c := faultyRedis(px.addr())
 				defer func() { _ = c.Close() }()
 				store := redisstore.New(c, redisstore.WithPrefix("proof:"))
-				var counts faultCounts
-				var out outages
-				r, log := runStorm(t, store, mode, cfg, nil, schedule(px, &counts, 300*time.Millisecond, restartRedis(srv), &out))
-				checkStorm(t, "redis via toxiproxy", counts.String(), mode, r)
-				failed := checkOutages(t, log, &out)
-				outageTable.add(t, "redis", mode, aofAlways, failed, 0)
-				if counts.restarts.Load() == 0 {
-					t.Errorf("the storm ended before the server was restarted")
-				}
+				restartStorm(t, "redis", aofAlways, store, mode, cfg, nil, px, restartRedis(srv))
 			})
 		}
 	})
@@ -361,15 +369,7 @@ func TestProofFaults(t *testing.T) {
 				if mode == revguard.Transactional {
 					fx = o.effects(t)
 				}
-				var counts faultCounts
-				var out outages
-				r, log := runStorm(t, o.store, mode, cfg, fx, schedule(px, &counts, 300*time.Millisecond, restart, &out))
-				checkStorm(t, "postgres via toxiproxy", counts.String(), mode, r)
-				failed := checkOutages(t, log, &out)
-				outageTable.add(t, "postgres", mode, "fsync on, crash (pg_ctl -m immediate)", failed, 0)
-				if counts.restarts.Load() == 0 {
-					t.Errorf("the storm ended before the server was restarted")
-				}
+				restartStorm(t, "postgres", "fsync on, crash (pg_ctl -m immediate)", o.store, mode, cfg, fx, px, restart)
 			})
 		}
 	})
@@ -423,15 +423,7 @@ func TestProofFaults(t *testing.T) {
 				if mode == revguard.Transactional {
 					fx = o.effects(t)
 				}
-				var counts faultCounts
-				var out outages
-				r, log := runStorm(t, o.store, mode, cfg, fx, schedule(px, &counts, 300*time.Millisecond, restart, &out))
-				checkStorm(t, "mariadb via toxiproxy", counts.String(), mode, r)
-				failed := checkOutages(t, log, &out)
-				outageTable.add(t, "mariadb", mode, "innodb_flush_log_at_trx_commit=1, crash (SIGKILL)", failed, 0)
-				if counts.restarts.Load() == 0 {
-					t.Errorf("the storm ended before the server was restarted")
-				}
+				restartStorm(t, "mariadb", "innodb_flush_log_at_trx_commit=1, crash (SIGKILL)", o.store, mode, cfg, fx, px, restart)
 			})
 		}
 	})
